@@ -1,0 +1,82 @@
+"""Backbones by name: ``list_backbones()`` and ``create_backbone(name, **options)``.
+
+The registry is data (name -> module, class, default options), imported lazily, so naming a
+backbone never depends on an import side effect and ``import sept`` stays light.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from sept.backbones.base import Backbone
+from sept.errors import UnknownNameError
+
+#: the backbone used when none is named: runs offline on any machine
+DEFAULT_BACKBONE = "yamnet-minilm"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    module: str
+    cls: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+_REGISTRY: dict[str, BackboneSpec] = {
+    "yamnet-minilm": BackboneSpec(
+        "sept.backbones.yamnet_minilm",
+        "YamnetMiniLMBackbone",
+        {},
+        "offline default: YAMNet (AudioSet, ONNX) bridged into all-MiniLM-L6-v2's text space",
+    ),
+    "clap": BackboneSpec(
+        "sept.backbones.clap",
+        "ClapBackbone",
+        {"model": "laion/clap-htsat-unfused"},
+        "Hugging Face CLAP (transformers.ClapModel); model= a hub id or a local folder",
+    ),
+    "clap-htsat-unfused": BackboneSpec(
+        "sept.backbones.clap", "ClapBackbone", {"model": "laion/clap-htsat-unfused"}, "LAION CLAP HTSAT unfused"
+    ),
+    "clap-htsat-fused": BackboneSpec(
+        "sept.backbones.clap", "ClapBackbone", {"model": "laion/clap-htsat-fused"}, "LAION CLAP HTSAT fused"
+    ),
+    "larger-clap-general": BackboneSpec(
+        "sept.backbones.clap", "ClapBackbone", {"model": "laion/larger_clap_general"}, "LAION larger CLAP (general)"
+    ),
+    "larger-clap-music-and-speech": BackboneSpec(
+        "sept.backbones.clap",
+        "ClapBackbone",
+        {"model": "laion/larger_clap_music_and_speech"},
+        "LAION larger CLAP (music and speech)",
+    ),
+}
+
+
+def list_backbones(pattern: str = "*") -> list[str]:
+    """Registered backbone names matching a glob ``pattern``, sorted."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def backbone_description(name: str) -> str:
+    return _spec(name).description
+
+
+def _spec(name: str) -> BackboneSpec:
+    if name not in _REGISTRY:
+        raise UnknownNameError("backbone", name, list_backbones())
+    return _REGISTRY[name]
+
+
+def create_backbone(name: str = DEFAULT_BACKBONE, **options: Any) -> Backbone:
+    """Build the backbone ``name``; ``options`` override its registered defaults.
+
+    Example: ``create_backbone("clap", model="/path/to/saved_clap")``.
+    """
+    spec = _spec(name)
+    cls = getattr(importlib.import_module(spec.module), spec.cls)
+    return cls(**{**spec.defaults, **options})

@@ -1,0 +1,1 @@
+"""Datasets: clip tables from CSVs or class folders, the benchmark registry, splits and manifests."""

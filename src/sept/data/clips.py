@@ -1,0 +1,98 @@
+"""A dataset as a table of clips: from a CSV ``path,classname[,fold]`` or a folder per class."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sept.errors import DataError
+
+#: extensions taken as audio when scanning a folder per class
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled clip. ``path`` is absolute; ``relpath`` is as written in the dataset."""
+
+    path: Path
+    relpath: str
+    classname: str
+    fold: str | None = None
+
+
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def read_clip_csv(csv_path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> list[Clip]:
+    """Read a CSV with columns ``path`` and ``classname`` (optional ``fold``).
+
+    Paths are relative to ``root`` (default: the CSV's folder). A path that escapes ``root``, a
+    missing column or an empty field raises :class:`DataError` naming the file, line and field.
+    """
+    csv_path = Path(csv_path)
+    base = Path(root) if root is not None else csv_path.parent
+    try:
+        handle = open(csv_path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise DataError(f"cannot read CSV {str(csv_path)!r}: {exc.strerror or exc}") from exc
+    with handle:
+        reader = csv.DictReader(handle)
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        missing = [c for c in ("path", "classname") if c not in fields]
+        if missing:
+            raise DataError(
+                f"CSV {str(csv_path)!r} lacks column(s) {', '.join(missing)}; it has: {', '.join(fields) or '(none)'}"
+            )
+        clips = []
+        for line_no, row in enumerate(reader, start=2):
+            row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+            for col in ("path", "classname"):
+                if not row.get(col):
+                    raise DataError(f"CSV {str(csv_path)!r} line {line_no}: empty field {col!r}")
+            full = (base / row["path"]) if not os.path.isabs(row["path"]) else Path(row["path"])
+            if not _inside(base, full):
+                raise DataError(
+                    f"CSV {str(csv_path)!r} line {line_no}: path {row['path']!r} escapes the dataset root {str(base)!r}"
+                )
+            clips.append(Clip(full, row["path"], row["classname"], row.get("fold") or None))
+    if not clips:
+        raise DataError(f"CSV {str(csv_path)!r} lists no clips")
+    return clips
+
+
+def scan_class_folders(root: str | os.PathLike[str], extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Clip]:
+    """A folder per class: ``root/<classname>/**/<file>``; files sorted for determinism."""
+    root = Path(root)
+    exts = {e.lower() for e in extensions}
+    clips = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for f in sorted(class_dir.rglob("*")):
+            if f.is_file() and f.suffix.lower() in exts:
+                clips.append(Clip(f, f.relative_to(root).as_posix(), class_dir.name))
+    if not clips:
+        raise DataError(f"folder {str(root)!r} has no class sub-folders with audio files ({', '.join(sorted(exts))})")
+    return clips
+
+
+def load_clips(source: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> list[Clip]:
+    """Clips from a CSV file or a folder per class."""
+    source = Path(source)
+    if source.is_file():
+        return read_clip_csv(source, root)
+    if source.is_dir():
+        return scan_class_folders(source)
+    raise DataError(f"dataset source {str(source)!r} is neither a CSV file nor a folder")
+
+
+def class_names(clips: Iterable[Clip]) -> list[str]:
+    """Sorted unique class names (labels are indices into this list, as in the benchmark)."""
+    return sorted({c.classname for c in clips})
