@@ -1,0 +1,60 @@
+"""Entry point of the ``sept`` command: dispatches to one module per sub-command.
+
+Each sub-command module exposes ``register(subparsers)`` that adds its parser and sets
+``func=run`` where ``run(args) -> int``. Modules are imported when the parser is built, and each
+keeps its heavy imports (torch, transformers) inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from sept import __version__
+from sept.errors import SeptError
+
+#: sub-command modules under sept.cli, in the order ``sept --help`` lists them
+SUBCOMMANDS = ["embed", "evaluate", "data", "run", "neighbors", "bench", "report", "backbones"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sept", description="Generalizable prompt tuning of audio-language models (SEPT and its hosts)."
+    )
+    parser.add_argument("--version", action="version", version=f"sept {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"sept.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"sept.cli.{name}":
+                raise
+            continue  # sub-command not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SeptError as exc:
+        print(f"sept {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sept {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
