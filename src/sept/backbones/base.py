@@ -56,7 +56,7 @@ class Backbone(nn.Module, ABC):
             p.requires_grad_(False)
         super().train(False)
 
-    def train(self, mode: bool = True) -> Backbone:  # noqa: ARG002 - frozen by design
+    def train(self, mode: bool = True) -> Backbone:
         """Backbones are frozen: stay in eval mode whatever the caller asks."""
         return super().train(False)
 

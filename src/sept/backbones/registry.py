@@ -40,13 +40,19 @@ _REGISTRY: dict[str, BackboneSpec] = {
         "Hugging Face CLAP (transformers.ClapModel); model= a hub id or a local folder",
     ),
     "clap-htsat-unfused": BackboneSpec(
-        "sept.backbones.clap", "ClapBackbone", {"model": "laion/clap-htsat-unfused"}, "LAION CLAP HTSAT unfused"
+        "sept.backbones.clap",
+        "ClapBackbone",
+        {"model": "laion/clap-htsat-unfused"},
+        "LAION CLAP HTSAT unfused",
     ),
     "clap-htsat-fused": BackboneSpec(
         "sept.backbones.clap", "ClapBackbone", {"model": "laion/clap-htsat-fused"}, "LAION CLAP HTSAT fused"
     ),
     "larger-clap-general": BackboneSpec(
-        "sept.backbones.clap", "ClapBackbone", {"model": "laion/larger_clap_general"}, "LAION larger CLAP (general)"
+        "sept.backbones.clap",
+        "ClapBackbone",
+        {"model": "laion/larger_clap_general"},
+        "LAION larger CLAP (general)",
     ),
     "larger-clap-music-and-speech": BackboneSpec(
         "sept.backbones.clap",

@@ -1,0 +1,80 @@
+"""Arguments and helpers shared by several sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sept.backbones.registry import DEFAULT_BACKBONE, list_backbones
+from sept.errors import SeptError
+
+
+def add_backbone_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backbone",
+        default=DEFAULT_BACKBONE,
+        help=f"backbone name (default {DEFAULT_BACKBONE}; `sept backbones` lists them: {', '.join(list_backbones())})",
+    )
+    parser.add_argument(
+        "--backbone-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backbone option, e.g. model=/path/to/clap or device=cuda (repeatable; values parsed as YAML)",
+    )
+
+
+def add_feature_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="feature cache (default $SEPT_CACHE_DIR or ~/.cache/sept)",
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="compute features without reading or writing the cache"
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="clips per audio-tower batch (default 32)")
+    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: one per core)")
+    parser.add_argument(
+        "--on-bad-audio",
+        choices=["skip", "fail"],
+        default="skip",
+        help="skip undecodable files (counted in the results) or stop at the first one (default skip)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def parse_key_values(items: list[str], what: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SeptError(f"{what} {item!r} is not KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
+
+
+def backbone_from_args(args: argparse.Namespace):  # -> Backbone (import kept lazy)
+    from sept.backbones.registry import create_backbone
+
+    return create_backbone(args.backbone, **parse_key_values(args.backbone_opt, "--backbone-opt"))
+
+
+def extract_from_args(backbone, clips, args: argparse.Namespace):  # -> FeatureSet
+    from sept.features.extract import extract_features
+
+    return extract_features(
+        backbone,
+        clips,
+        args.cache_dir,
+        use_cache=not args.no_cache,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        on_bad_audio=args.on_bad_audio,
+        progress=not args.no_progress,
+    )

@@ -1,0 +1,1 @@
+"""Classification metrics and zero-shot evaluation on cached features."""

@@ -1,0 +1,169 @@
+"""Embed a list of clips with a frozen audio tower, through the feature cache.
+
+Decoding and resampling run in a thread pool (soundfile and soxr release the GIL) and overlap
+with the model; only a bounded number of batches is decoded ahead, so memory does not grow with
+the dataset. Features are cached batch by batch, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from sept.audio.io import decode_audio
+from sept.backbones.base import Backbone
+from sept.data.clips import Clip
+from sept.errors import AudioDecodeError
+from sept.features.cache import FeatureCache, default_cache_dir
+from sept.utils.hashing import hash_bytes
+
+log = logging.getLogger(__name__)
+
+OnBadAudio = Literal["skip", "fail"]
+
+
+@dataclass
+class FeatureSet:
+    """Features of the clips that could be embedded.
+
+    features: [N, D] float32, L2-normalised; clips: the N clips in the same order (input order,
+    minus skipped ones); skipped: (clip, reason) for each file that could not be decoded.
+    """
+
+    features: torch.Tensor
+    clips: list[Clip]
+    skipped: list[tuple[Clip, str]] = field(default_factory=list)
+    cache_hits: int = 0
+    computed: int = 0
+
+
+@dataclass
+class _Loaded:
+    index: int
+    key: str
+    cached: np.ndarray | None = None
+    wave: np.ndarray | None = None
+    error: str | None = None
+
+
+def _load_one(index: int, clip: Clip, backbone: Backbone, cache: FeatureCache | None) -> _Loaded:
+    """Read, hash, look up the cache; decode and fit only on a miss."""
+    try:
+        data = Path(clip.path).read_bytes()
+    except OSError as exc:
+        return _Loaded(index, "", error=f"cannot read the file ({exc.strerror or exc})")
+    key = hash_bytes(data)
+    if cache is not None:
+        vec = cache.get(key)
+        if vec is not None:
+            return _Loaded(index, key, cached=vec)
+    try:
+        wave = decode_audio(data, backbone.sample_rate, clip.path)
+    except AudioDecodeError as exc:
+        return _Loaded(index, key, error=exc.reason)
+    return _Loaded(index, key, wave=backbone.prepare_audio(wave))
+
+
+def _prefetch(
+    clips: Sequence[Clip], backbone: Backbone, cache: FeatureCache | None, workers: int, chunk: int
+) -> Iterator[list[_Loaded]]:
+    """Yield chunks of loaded clips in order, keeping at most ``2 * workers`` chunks in flight."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sept-decode") as pool:
+        pending: deque[Future[list[_Loaded]]] = deque()
+        starts = iter(range(0, len(clips), chunk))
+
+        def submit_next() -> None:
+            start = next(starts, None)
+            if start is not None:
+                part = range(start, min(start + chunk, len(clips)))
+                pending.append(
+                    pool.submit(lambda r=part: [_load_one(i, clips[i], backbone, cache) for i in r])
+                )
+
+        for _ in range(2 * workers):
+            submit_next()
+        while pending:
+            done = pending.popleft().result()
+            submit_next()
+            yield done
+
+
+def default_workers() -> int:
+    """Decoding threads: one per core, at least 1, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def extract_features(
+    backbone: Backbone,
+    clips: Sequence[Clip],
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    use_cache: bool = True,
+    batch_size: int = 32,
+    workers: int | None = None,
+    on_bad_audio: OnBadAudio = "skip",
+    progress: bool = True,
+) -> FeatureSet:
+    """Normalised audio features [N, D] for ``clips``, computed once and cached.
+
+    ``on_bad_audio="skip"`` leaves undecodable files out (listed in ``skipped`` with the reason);
+    ``"fail"`` raises :class:`AudioDecodeError` naming the first bad file.
+    """
+    if on_bad_audio not in ("skip", "fail"):
+        raise ValueError(f"on_bad_audio must be 'skip' or 'fail', got {on_bad_audio!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    cache = None
+    if use_cache:
+        settings = {"backbone": backbone.name, **backbone.identity_settings()}
+        cache = FeatureCache(cache_dir or default_cache_dir(), backbone.identity, settings)
+    vectors: list[np.ndarray | None] = [None] * len(clips)
+    skipped: list[tuple[Clip, str]] = []
+    hits = computed = 0
+    todo: list[_Loaded] = []
+
+    def flush() -> None:
+        nonlocal computed
+        if not todo:
+            return
+        with torch.inference_mode():
+            feats = backbone.embed_audio([item.wave for item in todo]).float().cpu().numpy()
+        for item, vec in zip(todo, feats, strict=True):
+            vectors[item.index] = vec
+            if cache is not None:
+                cache.put(item.key, vec)
+        computed += len(todo)
+        todo.clear()
+
+    bar = tqdm(total=len(clips), desc=f"embed [{backbone.name}]", unit="clip", disable=not progress)
+    for chunk in _prefetch(clips, backbone, cache, workers or default_workers(), batch_size):
+        for item in chunk:
+            if item.error is not None:
+                if on_bad_audio == "fail":
+                    raise AudioDecodeError(clips[item.index].path, item.error)
+                log.warning("skipping %s: %s", clips[item.index].path, item.error)
+                skipped.append((clips[item.index], item.error))
+            elif item.cached is not None:
+                vectors[item.index] = item.cached
+                hits += 1
+            else:
+                todo.append(item)
+                if len(todo) >= batch_size:
+                    flush()
+        bar.update(len(chunk))
+    flush()
+    bar.close()
+    kept = [i for i, v in enumerate(vectors) if v is not None]
+    dim = backbone.embed_dim
+    feats = torch.from_numpy(np.stack([vectors[i] for i in kept])) if kept else torch.zeros(0, dim)
+    return FeatureSet(feats, [clips[i] for i in kept], skipped, hits, computed)
