@@ -29,3 +29,7 @@ class UnknownNameError(SeptError, KeyError):
 
 class DataError(SeptError):
     """A malformed dataset file (CSV, folder, manifest); the message names the file and field."""
+
+
+class ModelLoadError(SeptError):
+    """A pretrained model could not be loaded; the message names the id or folder and what to do."""
