@@ -33,6 +33,7 @@ from sept.audio.window import AudioWindow
 from sept.backbones.base import Backbone, TokenBatch
 from sept.errors import ModelLoadError
 from sept.utils.hashing import hash_json
+from sept.utils.quiet import quiet_hf_loading
 
 #: "org/name" or "name": what the Hugging Face hub accepts as a model id
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -288,7 +289,8 @@ def _from_pretrained(
     from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel
 
     common: dict[str, Any] = {"revision": revision, "local_files_only": local_only, "cache_dir": cache_dir}
-    model = ClapModel.from_pretrained(source, dtype=dtype, **common)
+    with quiet_hf_loading():
+        model = ClapModel.from_pretrained(source, dtype=dtype, **common)
     extractor = ClapFeatureExtractor.from_pretrained(source, **common)
     tokenizer = AutoTokenizer.from_pretrained(source, **common)
     return model, extractor, tokenizer

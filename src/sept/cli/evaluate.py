@@ -48,12 +48,12 @@ def _load_eval_clips(args: argparse.Namespace):
     from sept.data.names import readable_name
 
     if args.dataset:
-        from sept.data.registry import get_dataset
+        from sept.data import get_dataset
 
         ds = get_dataset(args.dataset, root=args.root)
-        split = ds.split(fold=args.fold)
-        clips, names = split.test, split.classnames
-        readable = [ds.readable(n) for n in names]
+        fold = args.fold if args.fold is None or not str(args.fold).isdigit() else int(args.fold)
+        split = ds.split(fold=fold if fold is not None else ds.default_fold)
+        return list(split.test), list(split.classnames), list(split.readable)
     else:
         clips = load_clips(args.data, args.root)
         names = class_names(clips)

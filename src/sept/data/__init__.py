@@ -1,1 +1,56 @@
-"""Datasets: clip tables from CSVs or class folders, the benchmark registry, splits and manifests."""
+"""Datasets: clip tables from CSVs or class folders, the benchmark registry, splits and manifests.
+
+Light to import (no audio or hub libraries); checks and downloads live in ``sept.data.check`` and
+``sept.data.download``.
+"""
+
+from sept.data.clips import Clip, class_names, load_clips
+from sept.data.dataset import (
+    Dataset,
+    Fold,
+    FoldColumnDataset,
+    GroupHoldoutDataset,
+    Split,
+    TrainTestDataset,
+    load_dataset,
+)
+from sept.data.manifest import Manifest, few_shot_manifest, manifest_clips, manifest_path, read_manifest
+from sept.data.names import readable_name
+from sept.data.registry import (
+    BENCHMARK_DATASETS,
+    DatasetInfo,
+    dataset_info,
+    get_dataset,
+    list_datasets,
+    open_dataset,
+)
+from sept.data.sampling import base_new_split, cross_dataset_sets, resolve_subset, sample_few_shot
+
+__all__ = [
+    "BENCHMARK_DATASETS",
+    "Clip",
+    "Dataset",
+    "DatasetInfo",
+    "Fold",
+    "FoldColumnDataset",
+    "GroupHoldoutDataset",
+    "Manifest",
+    "Split",
+    "TrainTestDataset",
+    "base_new_split",
+    "class_names",
+    "cross_dataset_sets",
+    "dataset_info",
+    "few_shot_manifest",
+    "get_dataset",
+    "list_datasets",
+    "load_clips",
+    "load_dataset",
+    "manifest_clips",
+    "manifest_path",
+    "open_dataset",
+    "read_manifest",
+    "readable_name",
+    "resolve_subset",
+    "sample_few_shot",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".o
 
 @dataclass(frozen=True)
 class Clip:
-    """One labelled clip. ``path`` is absolute; ``relpath`` is as written in the dataset."""
+    """One labelled clip. ``path`` is absolute; ``relpath`` is as written in the dataset; ``fold`` is
+    the fold (or group, e.g. a speaker) the clip belongs to, when the table gives one."""
 
     path: Path
     relpath: str
@@ -24,52 +26,84 @@ class Clip:
     fold: str | None = None
 
 
-def _inside(root: Path, path: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
+def is_inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` lies under ``root`` once ``..`` and ``.`` are resolved (lexically).
+
+    Symlinks are not followed: a link the dataset's owner put inside the root (audio kept on
+    another disk) is allowed, while a listed path such as ``../../etc/x`` or an absolute path
+    elsewhere is not.
+    """
+    return _under(_normabs(root), path)
 
 
-def read_clip_csv(csv_path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> list[Clip]:
+def _normabs(path: str | os.PathLike[str]) -> str:
+    return os.path.normpath(os.path.abspath(path))
+
+
+def _under(root_norm: str, path: str | os.PathLike[str]) -> bool:
+    full = _normabs(path)
+    return full == root_norm or full.startswith(root_norm.rstrip(os.sep) + os.sep)
+
+
+_inside = is_inside
+
+
+def read_clip_csv(
+    csv_path: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    *,
+    class_column: str = "classname",
+    fold_column: str = "fold",
+    allow_escaping: bool = False,
+) -> list[Clip]:
     """Read a CSV with columns ``path`` and ``classname`` (optional ``fold``).
 
     Paths are relative to ``root`` (default: the CSV's folder). A path that escapes ``root``, a
     missing column or an empty field raises :class:`DataError` naming the file, line and field.
+    ``class_column`` / ``fold_column`` read the label / fold (or group) from other columns;
+    ``allow_escaping=True`` keeps escaping rows instead of raising (for ``sept data check``,
+    which reports them and never opens them).
     """
     csv_path = Path(csv_path)
     base = Path(root) if root is not None else csv_path.parent
+    base_norm = _normabs(base)
     try:
-        handle = open(csv_path, newline="", encoding="utf-8-sig")
+        text = csv_path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise DataError(f"cannot read CSV {str(csv_path)!r}: {exc.strerror or exc}") from exc
-    with handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        missing = [c for c in ("path", "classname") if c not in fields]
-        if missing:
+    except UnicodeDecodeError as exc:
+        raise DataError(f"CSV {str(csv_path)!r} is not UTF-8 text: {exc}") from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    fields = [f.strip() for f in (reader.fieldnames or [])]
+    missing = [c for c in ("path", class_column) if c not in fields]
+    if missing:
+        raise DataError(
+            f"CSV {str(csv_path)!r} lacks column(s) {', '.join(missing)}; it has: {', '.join(fields) or '(none)'}"
+        )
+    clips = []
+    for line_no, row in enumerate(reader, start=2):
+        if None in row:
             raise DataError(
-                f"CSV {str(csv_path)!r} lacks column(s) {', '.join(missing)}; it has: {', '.join(fields) or '(none)'}"
+                f"CSV {str(csv_path)!r} line {line_no}: more fields than the header's {len(fields)}"
             )
-        clips = []
-        for line_no, row in enumerate(reader, start=2):
-            row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-            for col in ("path", "classname"):
-                if not row.get(col):
-                    raise DataError(f"CSV {str(csv_path)!r} line {line_no}: empty field {col!r}")
-            full = (base / row["path"]) if not os.path.isabs(row["path"]) else Path(row["path"])
-            if not _inside(base, full):
-                raise DataError(
-                    f"CSV {str(csv_path)!r} line {line_no}: path {row['path']!r} escapes the dataset root {str(base)!r}"
-                )
-            clips.append(Clip(full, row["path"], row["classname"], row.get("fold") or None))
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        for col in ("path", class_column):
+            if not row.get(col):
+                raise DataError(f"CSV {str(csv_path)!r} line {line_no}: empty field {col!r}")
+        full = (base / row["path"]) if not os.path.isabs(row["path"]) else Path(row["path"])
+        if not allow_escaping and not _under(base_norm, full):
+            raise DataError(
+                f"CSV {str(csv_path)!r} line {line_no}: path {row['path']!r} escapes the dataset root {str(base)!r}"
+            )
+        clips.append(Clip(full, row["path"], row[class_column], row.get(fold_column) or None))
     if not clips:
         raise DataError(f"CSV {str(csv_path)!r} lists no clips")
     return clips
 
 
-def scan_class_folders(root: str | os.PathLike[str], extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Clip]:
+def scan_class_folders(
+    root: str | os.PathLike[str], extensions: Iterable[str] = AUDIO_EXTENSIONS
+) -> list[Clip]:
     """A folder per class: ``root/<classname>/**/<file>``; files sorted for determinism."""
     root = Path(root)
     exts = {e.lower() for e in extensions}
@@ -79,7 +113,9 @@ def scan_class_folders(root: str | os.PathLike[str], extensions: Iterable[str] =
             if f.is_file() and f.suffix.lower() in exts:
                 clips.append(Clip(f, f.relative_to(root).as_posix(), class_dir.name))
     if not clips:
-        raise DataError(f"folder {str(root)!r} has no class sub-folders with audio files ({', '.join(sorted(exts))})")
+        raise DataError(
+            f"folder {str(root)!r} has no class sub-folders with audio files ({', '.join(sorted(exts))})"
+        )
     return clips
 
 

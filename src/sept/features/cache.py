@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from sept.utils.atomic import atomic_path, atomic_write_json
+from sept.utils.paths import cache_root
 
 log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    """``$SEPT_CACHE_DIR/features`` if set, else ``~/.cache/sept/features``."""
-    base = os.environ.get("SEPT_CACHE_DIR")
-    return Path(base) / "features" if base else Path.home() / ".cache" / "sept" / "features"
+    """``<cache root>/features`` (see :func:`sept.utils.paths.cache_root`)."""
+    return cache_root() / "features"
 
 
 class FeatureCache:

@@ -1,0 +1,204 @@
+"""Few-shot manifests: each sample is drawn once, written under the run root and reused by every method.
+
+A manifest lives at ``<run_root>/manifests/<dataset>/fold-<k>/k<K>-seed<s>-<subset>.json`` (``fold-none``
+for a single split, ``-repl`` appended when drawn with replacement). It lists the chosen relpaths and
+class names with the parameters and a hash of the train list they were drawn from. An existing
+manifest whose parameters match is reused, never redrawn; one that disagrees raises
+:class:`DataError` rather than silently changing the shots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sept.data.clips import Clip
+from sept.data.dataset import Fold, Split
+from sept.data.sampling import resolve_subset, sample_few_shot
+from sept.errors import DataError
+from sept.utils.atomic import atomic_write_json
+from sept.utils.hashing import hash_json
+
+MANIFEST_VERSION = 1
+#: how the shots were drawn (bump if the sampler changes, so old manifests are never misread)
+SAMPLER = "per-class-permutation/numpy-pcg64/v1"
+#: parameters that must match for a manifest to be reused
+_PARAMS = (
+    "version",
+    "sampler",
+    "dataset",
+    "fold",
+    "shots",
+    "seed",
+    "subset",
+    "classnames",
+    "with_replacement",
+)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The few-shot train sample of (dataset, fold, shots, seed, class subset).
+
+    ``items``: (relpath, classname) per shot, grouped by sorted class; ``pool_hash``: hash of the
+    sorted (relpath, classname) train list of the sampled classes.
+    """
+
+    dataset: str
+    fold: Fold
+    shots: int
+    seed: int
+    subset: str
+    classnames: tuple[str, ...]
+    with_replacement: bool
+    pool_hash: str
+    items: tuple[tuple[str, str], ...]
+    version: int = MANIFEST_VERSION
+    sampler: str = SAMPLER
+
+    def params(self) -> dict[str, Any]:
+        d = self.to_dict()
+        return {k: d[k] for k in _PARAMS}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["classnames"] = list(self.classnames)
+        d["items"] = [{"path": p, "classname": c} for p, c in self.items]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "<manifest>") -> Manifest:
+        try:
+            return cls(
+                dataset=str(d["dataset"]),
+                fold=None if d["fold"] is None else int(d["fold"]),
+                shots=int(d["shots"]),
+                seed=int(d["seed"]),
+                subset=str(d["subset"]),
+                classnames=tuple(str(c) for c in d["classnames"]),
+                with_replacement=bool(d["with_replacement"]),
+                pool_hash=str(d["pool_hash"]),
+                items=tuple((str(i["path"]), str(i["classname"])) for i in d["items"]),
+                version=int(d["version"]),
+                sampler=str(d["sampler"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"manifest {where} is malformed: {type(exc).__name__}: {exc}") from exc
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._") or "_"
+
+
+def manifest_path(
+    run_root: str | os.PathLike[str],
+    dataset: str,
+    fold: Fold,
+    shots: int,
+    seed: int,
+    subset: str = "all",
+    with_replacement: bool = False,
+) -> Path:
+    """Where the manifest of these parameters lives (``subset``: a tag from :func:`resolve_subset`)."""
+    fold_dir = "fold-none" if fold is None else f"fold-{fold}"
+    stem = f"k{shots}-seed{seed}-{_safe(subset)}" + ("-repl" if with_replacement else "")
+    return Path(run_root) / "manifests" / _safe(dataset) / fold_dir / f"{stem}.json"
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"cannot read manifest {str(path)!r}: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(f"manifest {str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"manifest {str(path)!r} is not a JSON object")
+    return Manifest.from_dict(data, repr(str(path)))
+
+
+def _pool_hash(clips: Iterable[Clip], classes: set[str]) -> str:
+    return hash_json(sorted({(c.relpath, c.classname) for c in clips if c.classname in classes}))
+
+
+def few_shot_manifest(
+    split: Split,
+    *,
+    shots: int,
+    seed: int,
+    run_root: str | os.PathLike[str],
+    subset: str | Iterable[str] = "all",
+    with_replacement: bool = False,
+) -> tuple[Manifest, Path]:
+    """Load the manifest of these parameters from ``run_root`` or draw it once and write it atomically.
+
+    ``subset``: "all", "base", "new" (see :func:`sept.data.sampling.base_new_split`) or a list of
+    class names. Returns the manifest and its path.
+    """
+    tag, classes = resolve_subset(split.classnames, subset)
+    pool_hash = _pool_hash(split.train, set(classes))
+    path = manifest_path(run_root, split.dataset, split.fold, shots, seed, tag, with_replacement)
+    wanted = Manifest(
+        dataset=split.dataset,
+        fold=split.fold,
+        shots=shots,
+        seed=seed,
+        subset=tag,
+        classnames=tuple(classes),
+        with_replacement=with_replacement,
+        pool_hash=pool_hash,
+        items=(),
+    )
+    if path.exists():
+        existing = read_manifest(path)
+        diff = {k: (v, wanted.params()[k]) for k, v in existing.params().items() if v != wanted.params()[k]}
+        if diff:
+            listing = "; ".join(f"{k}: file has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
+            raise DataError(f"manifest {str(path)!r} does not match the requested sample ({listing})")
+        if existing.pool_hash != pool_hash:
+            raise DataError(
+                f"manifest {str(path)!r} was drawn from a different train list of dataset {split.dataset!r} "
+                f"fold {split.fold} (the dataset changed since); use a new run root, or delete the manifest "
+                "to draw again (methods compared across the two draws would not share shots)"
+            )
+        return existing, path
+    chosen = sample_few_shot(
+        split.train,
+        classes,
+        shots,
+        seed,
+        key=(split.dataset, split.fold),
+        with_replacement=with_replacement,
+    )
+    manifest = replace(wanted, items=tuple((c.relpath, c.classname) for c in chosen))
+    atomic_write_json(path, manifest.to_dict())
+    return manifest, path
+
+
+def manifest_clips(manifest: Manifest, split: Split) -> list[Clip]:
+    """The train clips [K * n_classes] a manifest names, looked up in ``split`` (same dataset and fold)."""
+    if (manifest.dataset, manifest.fold) != (split.dataset, split.fold):
+        raise DataError(
+            f"manifest of dataset {manifest.dataset!r} fold {manifest.fold} used with dataset {split.dataset!r} "
+            f"fold {split.fold}"
+        )
+    by_rel: dict[str, Clip] = {}
+    for clip in split.train:
+        by_rel.setdefault(clip.relpath, clip)
+    out = []
+    for relpath, classname in manifest.items:
+        clip = by_rel.get(relpath)
+        if clip is None or clip.classname != classname:
+            found = "absent" if clip is None else f"labelled {clip.classname!r}"
+            raise DataError(
+                f"manifest clip {relpath!r} ({classname!r}) is {found} in the train list of dataset "
+                f"{split.dataset!r} fold {split.fold}"
+            )
+        out.append(clip)
+    return out
