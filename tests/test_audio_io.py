@@ -11,8 +11,15 @@ from sept.errors import AudioDecodeError
 from tests.conftest import tone, write_audio
 
 
+_MP3 = pytest.param(
+    "mp3",
+    "MPEG_LAYER_III",
+    marks=pytest.mark.skipif("MP3" not in sf.available_formats(), reason="this libsndfile has no MP3 support"),
+)
+
+
 @pytest.mark.parametrize(
-    ("ext", "subtype"), [("wav", "PCM_16"), ("wav", "FLOAT"), ("flac", "PCM_24"), ("ogg", "VORBIS")]
+    ("ext", "subtype"), [("wav", "PCM_16"), ("wav", "FLOAT"), ("flac", "PCM_24"), ("ogg", "VORBIS"), _MP3]
 )
 @pytest.mark.parametrize("sr", [8000, 22050, 48000])
 def test_formats_and_rates_decode_to_target_rate(tmp_path: Path, ext: str, subtype: str, sr: int) -> None:
