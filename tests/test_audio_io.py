@@ -10,11 +10,12 @@ from sept.audio import AudioWindow, decode_audio, load_audio, resample
 from sept.errors import AudioDecodeError
 from tests.conftest import tone, write_audio
 
-
 _MP3 = pytest.param(
     "mp3",
     "MPEG_LAYER_III",
-    marks=pytest.mark.skipif("MP3" not in sf.available_formats(), reason="this libsndfile has no MP3 support"),
+    marks=pytest.mark.skipif(
+        "MP3" not in sf.available_formats(), reason="this libsndfile has no MP3 support"
+    ),
 )
 
 

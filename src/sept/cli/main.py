@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except SeptError as exc:
         print(f"sept {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `sept ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"sept {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

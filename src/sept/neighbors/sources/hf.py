@@ -1,0 +1,103 @@
+"""The ``hf`` source: a local causal language model through ``transformers``.
+
+Base (non-chat) models are the target: a few-shot completion prompt ends in ``Phrases:`` and the
+model continues a ``;``-separated list (:func:`~sept.neighbors.prompting.completion_prompt`). The
+first attempt decodes greedily; follow-ups sample (seeded) to get new phrases. ``model`` is a hub
+id or a local folder, or a ``.gguf`` file (GGUF weights are de-quantised by transformers; needs
+the ``gguf`` package).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sept.neighbors.errors import NeighborGenerationError
+from sept.neighbors.prompting import COMPLETION_TEMPLATE, Request, completion_prompt, parse_list_completion
+from sept.neighbors.schema import Provenance, today
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HFConfig:
+    """Settings of the ``hf`` source."""
+
+    model: str
+    gguf_file: str | None = None
+    max_new_tokens: int = 64
+    temperature: float = 0.9  # for attempts after the first (the first is greedy)
+    repetition_penalty: float = 1.3
+    seed: int = 0
+    device: str = "cpu"
+
+
+def _split_model_path(model: str, gguf_file: str | None) -> tuple[str, str | None]:
+    path = Path(model)
+    if gguf_file is None and path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise NeighborGenerationError(f"GGUF model file {model!r} does not exist")
+        return str(path.parent), path.name
+    return model, gguf_file
+
+
+class HFSource:
+    """Proposes phrases by completing a few-shot list with a local causal LM."""
+
+    deterministic = False
+
+    def __init__(self, config: HFConfig) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.config = config
+        self._torch = torch
+        where, gguf = _split_model_path(config.model, config.gguf_file)
+        extra: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(where, **extra)
+            self.model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **extra)
+        except (OSError, ValueError, ImportError) as exc:
+            raise NeighborGenerationError(
+                f"cannot load causal LM {config.model!r}{f' (gguf file {gguf!r})' if gguf else ''}: {exc}"
+            ) from None
+        self.model.to(config.device).eval()
+        separate = gguf is not None and config.gguf_file is not None  # folder + file name given apart
+        self.name = f"{config.model} [{gguf}]" if separate else config.model
+
+    def provenance(self) -> Provenance:
+        c = self.config
+        return Provenance(
+            source="hf",
+            model=self.name,
+            prompt=COMPLETION_TEMPLATE,
+            date=today(),
+            notes=(
+                f"transformers causal LM; greedy first attempt, then sampling at temperature {c.temperature} "
+                f"(seed {c.seed}); repetition_penalty {c.repetition_penalty}; max_new_tokens {c.max_new_tokens}"
+            ),
+        )
+
+    def propose(self, req: Request) -> list[Any]:
+        """Raw phrases continuing the few-shot list for ``req.classname``."""
+        torch, c = self._torch, self.config
+        inputs = self.tokenizer(completion_prompt(req), return_tensors="pt").to(c.device)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": c.max_new_tokens,
+            "repetition_penalty": c.repetition_penalty,
+            "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            "stop_strings": ["\n"],  # the list ends at the line's end
+            "tokenizer": self.tokenizer,
+        }
+        if req.attempt > 1:
+            torch.manual_seed(c.seed + req.attempt)
+            kwargs.update(do_sample=True, temperature=c.temperature, top_p=0.95)
+        else:
+            kwargs.update(do_sample=False)
+        with torch.no_grad():
+            out = self.model.generate(**inputs, **kwargs)
+        text = self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        log.debug("hf completion for %r: %r", req.classname, text)
+        return parse_list_completion(text)
