@@ -33,3 +33,7 @@ class DataError(SeptError):
 
 class ModelLoadError(SeptError):
     """A pretrained model could not be loaded; the message names the id or folder and what to do."""
+
+
+class ConfigError(SeptError, ValueError):
+    """An invalid configuration value; the message names the field (and file) at fault."""

@@ -1,0 +1,1 @@
+"""Heads: one file per head, discovered by file name (see sept.methods.registry)."""

@@ -1,0 +1,1 @@
+"""Prompt learners: one file per learner, discovered by file name (see sept.methods.registry)."""

@@ -1,0 +1,1 @@
+"""Regularizers: one file per regularizer, discovered by file name (see sept.methods.registry)."""

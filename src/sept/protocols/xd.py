@@ -1,0 +1,131 @@
+"""Cross-dataset transfer: train on all classes of a source (K shots), evaluate on other datasets.
+
+Each target is evaluated on its test clips among its full class set with the learned prompt
+(class prompts rebuilt from the target's names; a head or per-class vectors only apply to the
+source's classes, and the results' notes say so). The run folder is the source's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sept.errors import DataError
+from sept.protocols.common import (
+    PROMPT_FILE,
+    FeatureStore,
+    ProtocolSettings,
+    evaluate,
+    finished_results,
+    labelled_set,
+    prepare_run_dir,
+    run_dir,
+    run_header,
+    train_run,
+    write_results,
+)
+
+if TYPE_CHECKING:
+    from sept.backbones.base import Backbone
+    from sept.data.dataset import Dataset, Fold, Split
+    from sept.methods.compose import ComposedMethod
+    from sept.training.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "xd"
+
+
+def run_xd(
+    backbone: Backbone,
+    source: Dataset,
+    targets: Sequence[Dataset],
+    method: str,
+    settings: ProtocolSettings,
+    *,
+    target_folds: Mapping[str, Fold] | None = None,
+    store: FeatureStore | None = None,
+) -> list[dict[str, Any]]:
+    """One result dict per (source fold, seed) with ``source`` and ``targets`` {name: metrics}."""
+    from sept.data.manifest import few_shot_manifest, manifest_clips
+    from sept.training.checkpoint import load_prompt
+
+    targets = [t for t in targets if t.name != source.name]
+    if not targets:
+        raise DataError(
+            f"cross-dataset transfer from {source.name!r} needs at least one other target dataset"
+        )
+    target_folds = dict(target_folds or {})
+    store = store or FeatureStore(backbone)
+    target_splits: dict[str, Split] = {}
+
+    def target_split(dataset: Dataset) -> Split:
+        if dataset.name not in target_splits:
+            target_splits[dataset.name] = dataset.split(target_folds.get(dataset.name))
+        return target_splits[dataset.name]
+
+    def evaluate_targets(trained: ComposedMethod, config: RunConfig, names: set[str]) -> dict[str, Any]:
+        metrics = {}
+        for t in targets:
+            if t.name in names:
+                tsplit = target_split(t)
+                metrics[t.name] = evaluate(trained, labelled_set(store, tsplit.test, tsplit, "test"), config)
+                metrics[t.name]["fold"] = tsplit.fold
+        return metrics
+
+    out = []
+    for fold in settings.folds_of(source.folds):
+        split = None
+        for seed in settings.seeds:
+            config = settings.config(method, PROTOCOL, seed, backbone)
+            directory = run_dir(
+                settings.run_root, PROTOCOL, source.name, fold, config.method, settings.shots, seed
+            )
+            done = finished_results(directory, config, settings.force)
+            if done is not None:
+                missing = {t.name for t in targets} - set(done["targets"])
+                if missing:  # evaluate the saved prompt on the new targets only
+                    trained, _ = load_prompt(directory / PROMPT_FILE, backbone)
+                    done["targets"].update(evaluate_targets(trained, config, missing))
+                    done["summary"] = _summary(done["source"], done["targets"])
+                    write_results(directory, done)
+                else:
+                    log.info("finished already: %s", directory)
+                out.append(done)
+                continue
+            split = split or source.split(fold)
+            prepare_run_dir(directory, config, settings.force)
+            train = None
+            manifest_path = None
+            if config.spec.trains:
+                manifest, manifest_path = few_shot_manifest(
+                    split,
+                    shots=settings.shots,
+                    seed=seed,
+                    run_root=settings.run_root,
+                    subset="all",
+                    with_replacement=settings.with_replacement,
+                )
+                train = labelled_set(store, manifest_clips(manifest, split), split, "train")
+            trained, info = train_run(directory, config, backbone, train, list(split.readable))
+            info["manifest"] = str(manifest_path) if manifest_path else None
+            source_metrics = evaluate(trained, labelled_set(store, split.test, split, "test"), config)
+            target_metrics = evaluate_targets(trained, config, {t.name for t in targets})
+            results = {
+                **run_header(
+                    PROTOCOL, source.name, split.fold, config, settings.shots, seed, backbone, trained
+                ),
+                "train": info,
+                "source": source_metrics,
+                "targets": target_metrics,
+                "summary": _summary(source_metrics, target_metrics),
+            }
+            write_results(directory, results)
+            out.append(results)
+    return out
+
+
+def _summary(source: dict[str, Any], targets: dict[str, Any]) -> dict[str, Any]:
+    accs = {name: m["accuracy"] for name, m in sorted(targets.items())}
+    return {"source": source["accuracy"], "targets": accs, "mean_target": sum(accs.values()) / len(accs)}
