@@ -51,7 +51,7 @@ def run_base2new(
     for fold in settings.folds_of(dataset.folds):
         split = None
         for seed in settings.seeds:
-            config = settings.config(method, PROTOCOL, seed, backbone)
+            config = settings.config(method, PROTOCOL, seed, backbone, dataset.name)
             directory = run_dir(
                 settings.run_root, PROTOCOL, dataset.name, fold, config.method, settings.shots, seed
             )

@@ -281,6 +281,18 @@ def run_header(
     }
 
 
+def _default_neighbor_set(config: RunConfig, dataset: str) -> None:
+    """Point a SEPT regularizer without a neighbour set at the set shipped for ``dataset``."""
+    sept = config.regularizers.get("sept")
+    if sept is None or sept.neighbors is not None:
+        return
+    from sept.neighbors.store import list_shipped
+
+    shipped = {name.lower(): name for name in list_shipped()}
+    if dataset.lower() in shipped:
+        sept.neighbors = shipped[dataset.lower()]
+
+
 @dataclass
 class ProtocolSettings:
     """Inputs every protocol takes besides the data.
@@ -307,8 +319,14 @@ class ProtocolSettings:
             raise ConfigError(f"seeds must be a non-empty list of integers >= 0, got {list(self.seeds)}")
         self.overrides = list(self.overrides)
 
-    def config(self, method: str, protocol: str, seed: int, backbone: Backbone) -> RunConfig:
-        """The resolved config of one run (the run's seed and the backbone recorded in it)."""
+    def config(
+        self, method: str, protocol: str, seed: int, backbone: Backbone, dataset: str | None = None
+    ) -> RunConfig:
+        """The resolved config of one run (the run's seed and the backbone recorded in it).
+
+        A ``+sept`` run whose config names no neighbour set uses the set shipped for ``dataset``
+        (when there is one); the config records which.
+        """
         from sept.training.config import resolve_config
 
         settings = {"backbone": backbone.name, **self.settings, "seed": seed}
@@ -319,6 +337,8 @@ class ProtocolSettings:
             raise ConfigError(
                 f"the seed of a run comes from the seed list ({seed}); do not set 'seed' in a config"
             )
+        if dataset is not None:
+            _default_neighbor_set(config, dataset)
         return config
 
     def folds_of(self, dataset_folds: Sequence[int]) -> list[Fold]:

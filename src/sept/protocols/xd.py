@@ -78,7 +78,7 @@ def run_xd(
     for fold in settings.folds_of(source.folds):
         split = None
         for seed in settings.seeds:
-            config = settings.config(method, PROTOCOL, seed, backbone)
+            config = settings.config(method, PROTOCOL, seed, backbone, source.name)
             directory = run_dir(
                 settings.run_root, PROTOCOL, source.name, fold, config.method, settings.shots, seed
             )
