@@ -21,6 +21,7 @@ from sept.protocols.common import (
     prepare_run_dir,
     run_dir,
     run_header,
+    structure_of_run,
     train_run,
     write_results,
 )
@@ -99,6 +100,13 @@ def run_base2new(
                 "base": base_metrics,
                 "new": new_metrics,
                 "summary": {"base": base_metrics["accuracy"], "new": new_metrics["accuracy"], "h": h},
+                "semantic_structure": structure_of_run(
+                    directory,
+                    trained,
+                    config,
+                    dataset.name,
+                    {"base": list(base_split.readable), "new": list(new_split.readable)},
+                ),
             }
             write_results(directory, results)
             out.append(results)

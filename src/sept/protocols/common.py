@@ -246,6 +246,24 @@ def evaluate(method: ComposedMethod, data: LabelledSet, config: RunConfig) -> di
     return metrics
 
 
+def structure_of_run(
+    directory: Path,
+    method: ComposedMethod,
+    config: RunConfig,
+    dataset: str,
+    groups: Mapping[str, Sequence[str]],
+) -> dict[str, Any] | None:
+    """Semantic-structure retention of the trained prompt over every class of ``groups``
+    (see :mod:`sept.analysis.structure`); None when no neighbour set covers the classes."""
+    from sept.analysis.structure import run_structure
+
+    sept = config.regularizers.get("sept")
+    classes = [c for members in groups.values() for c in members]
+    return run_structure(
+        directory, method, dataset, classes, dict(groups), sept.neighbors if sept is not None else None
+    )
+
+
 def write_results(directory: Path, results: dict[str, Any]) -> Path:
     """Write ``results.json`` atomically (the run is then finished) and drop the checkpoint.
 

@@ -18,6 +18,7 @@ from sept.protocols.common import (
     prepare_run_dir,
     run_dir,
     run_header,
+    structure_of_run,
     train_run,
     write_results,
 )
@@ -80,6 +81,9 @@ def run_fewshot(
                 "train": info,
                 "test": metrics,
                 "summary": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},
+                "semantic_structure": structure_of_run(
+                    directory, trained, config, dataset.name, {"all": list(split.readable)}
+                ),
             }
             write_results(directory, results)
             out.append(results)

@@ -1,0 +1,1 @@
+"""Analyses of trained prompts: semantic structure of class and neighbour features."""
