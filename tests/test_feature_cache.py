@@ -91,3 +91,27 @@ def test_bad_files_are_skipped_or_fail(tone_dataset: Path, tmp_path: Path) -> No
     assert len(fs.clips) == len(clips) - 1 and fs.features.shape[0] == len(clips) - 1
     with pytest.raises(AudioDecodeError, match=r"broken\.wav"):
         extract_features(BandEnergyBackbone(), clips, tmp_path / "c", on_bad_audio="fail", progress=False)
+
+
+def test_skipped_clips_keep_the_order_of_the_rest(tone_dataset: Path, tmp_path: Path) -> None:
+    (tone_dataset / "mid_beep" / "broken.wav").write_bytes(b"not a wav file at all")
+    clips = load_clips(tone_dataset)
+    fs = extract_features(BandEnergyBackbone(), clips, tmp_path / "c", batch_size=3, progress=False)
+    good = [c for c in clips if c.path.name != "broken.wav"]
+    assert fs.clips == good
+    one_by_one = [extract_features(BandEnergyBackbone(), [c], use_cache=False, progress=False) for c in good]
+    expected = np.concatenate([f.features.numpy() for f in one_by_one])
+    np.testing.assert_allclose(fs.features.numpy(), expected, atol=1e-6)
+
+
+def test_keep_features_false_only_fills_the_cache(tone_dataset: Path, tmp_path: Path) -> None:
+    clips = load_clips(tone_dataset / "meta.csv")
+    bb = BandEnergyBackbone()
+    lean = extract_features(bb, clips, tmp_path / "cache", batch_size=4, keep_features=False, progress=False)
+    assert lean.features.shape == (0, bb.embed_dim)
+    assert lean.computed == len(clips) and lean.clips == clips
+    full = extract_features(bb, clips, tmp_path / "cache", progress=False)
+    assert full.cache_hits == len(clips) and full.features.shape == (len(clips), bb.embed_dim)
+    np.testing.assert_allclose(
+        full.features.numpy(), extract_features(bb, clips, use_cache=False, progress=False).features.numpy()
+    )

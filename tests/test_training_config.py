@@ -23,7 +23,7 @@ def test_method_names_and_composition():
     ("method", "match"),
     [
         ("copo", "valid methods: cocoop, coop"),
-        ("coop+foo", "valid components: kg, dept"),
+        ("coop+foo", "valid components: kg, sept, dept"),
         ("", "unknown method"),
     ],
 )

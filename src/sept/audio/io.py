@@ -1,4 +1,10 @@
-"""Decode any file libsndfile reads to mono float32 at a target rate."""
+"""Decode any file libsndfile reads to mono float32 at a target rate.
+
+Whatever the file holds, the result is a finite waveform of at least one sample, or an
+:class:`AudioDecodeError` naming the file and the reason: empty or truncated files, zero samples,
+NaN/inf samples, a header whose sample rate is implausible (a corrupt header claiming 1 Hz would
+otherwise be "resampled" into gigabytes), or samples so large that mixing or resampling overflows.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,10 @@ import soxr
 
 from sept.errors import AudioDecodeError
 
+#: sample rates accepted from a file header (Hz); outside them the header is taken as corrupt
+MIN_SAMPLE_RATE = 500
+MAX_SAMPLE_RATE = 1_000_000
+
 
 def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Band-limited resampling with soxr (high quality). ``wave``: [S] float32 -> [S'] float32."""
@@ -24,22 +34,41 @@ def decode_audio(data: bytes, target_sr: int, name: str | os.PathLike[str] = "<b
     """Decode the bytes of an audio file to a mono float32 waveform [S] at ``target_sr``.
 
     Multichannel audio is mixed down by averaging channels. Raises :class:`AudioDecodeError`
-    naming ``name`` when libsndfile cannot read the data, the file holds no samples, or the
-    samples are not finite.
+    naming ``name`` when libsndfile cannot read the data, the file holds no samples, its sample
+    rate is implausible, or the samples are not finite (before or after mixing and resampling).
     """
     if len(data) == 0:
         raise AudioDecodeError(name, "the file is empty (0 bytes)")
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioDecodeError(name, f"libsndfile could not read it ({exc})") from exc
+        # error_string: libsndfile's reason without the "Error opening <BytesIO at 0x...>" prefix
+        raise AudioDecodeError(
+            name, f"libsndfile could not read it ({getattr(exc, 'error_string', exc)})"
+        ) from exc
+    except MemoryError as exc:
+        raise AudioDecodeError(name, "its decoded samples do not fit in memory") from exc
     if samples.shape[0] == 0:
         raise AudioDecodeError(name, "the file holds zero samples")
-    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-    if not np.isfinite(mono).all():
-        bad = int((~np.isfinite(mono)).sum())
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioDecodeError(
+            name,
+            f"its header gives a sample rate of {rate} Hz (accepted: {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE})",
+        )
+    if not np.isfinite(samples).all():
+        bad = int((~np.isfinite(samples)).sum())
         raise AudioDecodeError(name, f"{bad} samples are NaN or infinite")
-    return resample(np.ascontiguousarray(mono), int(rate), target_sr)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught below, naming the file
+        mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+        out = resample(np.ascontiguousarray(mono), int(rate), target_sr)
+    if out.size == 0:
+        raise AudioDecodeError(
+            name, f"no sample is left after resampling {samples.shape[0]} sample(s) to {target_sr} Hz"
+        )
+    if not np.isfinite(out).all():
+        peak = float(np.abs(samples).max())
+        raise AudioDecodeError(name, f"its samples are too large to process (peak |x| = {peak:.3g})")
+    return out
 
 
 def load_audio(path: str | os.PathLike[str], target_sr: int) -> np.ndarray:

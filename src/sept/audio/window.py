@@ -47,7 +47,8 @@ class AudioWindow:
         n = wave.shape[0]
         if n > max_n:
             start = (n - max_n) // 2 if self.crop == "center" else 0
-            return np.ascontiguousarray(wave[start : start + max_n])
+            # a copy, not a view: a view would keep the whole (maybe hour-long) decoded file alive
+            return wave[start : start + max_n].copy()
         if n >= min_n:
             return wave
         out = np.zeros(min_n, dtype=np.float32)

@@ -21,6 +21,7 @@ embeddings path equals ``ClapModel.get_text_features(input_ids=...)``.
 from __future__ import annotations
 
 import hashlib
+import pickle  # only for its error type: nothing is unpickled here
 import re
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,12 @@ def _load(
     if source is not None:
         try:
             return _from_pretrained(str(source), None, dtype, True, None)
+        except pickle.UnpicklingError:
+            raise ModelLoadError(
+                f"clap: refused the weights in folder {str(source)!r}: its pickled (.bin) checkpoint holds more "
+                "than tensors, and sept never unpickles arbitrary objects (torch.load with weights_only=True); "
+                "use a model.safetensors checkpoint"
+            ) from None
         except (OSError, ValueError) as exc:
             raise ModelLoadError(
                 f"clap: cannot load a CLAP model from folder {str(source)!r} (it needs config.json, the "
@@ -266,12 +273,12 @@ def _load(
             ) from exc
     try:
         return _from_pretrained(model_id, revision, dtype, True, cache_dir)
-    except (OSError, ValueError) as cached_exc:
+    except (OSError, ValueError, pickle.UnpicklingError) as cached_exc:
         exc: Exception = cached_exc
         if not local_files_only:
             try:
                 return _from_pretrained(model_id, revision, dtype, False, cache_dir)
-            except (OSError, ValueError) as hub_exc:
+            except (OSError, ValueError, pickle.UnpicklingError) as hub_exc:
                 exc = hub_exc
     at = f" at revision {revision!r}" if revision else ""
     raise ModelLoadError(

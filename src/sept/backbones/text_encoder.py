@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle  # only for its error type: nothing is unpickled here
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,7 @@ class SentenceTextEncoder(nn.Module):
             self.tokenizer = AutoTokenizer.from_pretrained(self.source, **kwargs)
             with quiet_hf_loading():
                 self.model = AutoModel.from_pretrained(self.source, **kwargs)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, pickle.UnpicklingError) as exc:  # a .bin holding more than tensors
             raise TextModelError(f"cannot load text model {self.source!r}: {exc}") from exc
         self.model.eval()
         for p in self.model.parameters():

@@ -27,6 +27,17 @@ def add_backbone_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (argparse then names the option in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def add_feature_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir",
@@ -37,8 +48,12 @@ def add_feature_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-cache", action="store_true", help="compute features without reading or writing the cache"
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="clips per audio-tower batch (default 32)")
-    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: one per core)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=32, help="clips per audio-tower batch (default 32)"
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, default=None, help="decoding threads (default: one per core)"
+    )
     parser.add_argument(
         "--on-bad-audio",
         choices=["skip", "fail"],

@@ -108,6 +108,14 @@ def _describe(result: dict[str, Any]) -> str:
     return f"accuracy {s['accuracy']:6.2f}  macro-F1 {s['macro_f1']:6.2f}"
 
 
+def _num_skipped(result: dict[str, Any]) -> int:
+    """Files skipped (undecodable) over the train and evaluation sets of one run's results."""
+    parts = [result.get("train", {})]
+    parts += [result.get(k, {}) for k in ("test", "base", "new", "source")]
+    parts += list(result.get("targets", {}).values())
+    return sum(int(p.get("num_skipped", 0)) for p in parts if isinstance(p, dict))
+
+
 def _mean_line(results: list[dict[str, Any]]) -> str:
     keys = {
         "base2new": ("base", "new", "h"),
@@ -150,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from sept.errors import SeptError
     from sept.methods.registry import parse_method
     from sept.protocols import FeatureOptions, FeatureStore, ProtocolSettings, run_protocol
+    from sept.protocols.preflight import preflight
     from sept.training.config import resolve_config
 
     if args.list_methods:
@@ -196,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
             overrides=settings.overrides,
         )
     targets = _targets(args, dataset.name) if args.protocol == "xd" else None
+    preflight(args.protocol, dataset, methods, settings, targets)  # every data error before any compute
     backbone = backbone_from_args(args)
     store = FeatureStore(
         backbone,
@@ -212,7 +222,11 @@ def run(args: argparse.Namespace) -> int:
         results = run_protocol(args.protocol, backbone, dataset, m, settings, targets=targets, store=store)
         for r in results:
             fold = "" if r["fold"] is None else f" fold {r['fold']}"
-            print(f"{args.protocol} {r['dataset']}{fold} {m} K={r['shots']} seed {r['seed']}: {_describe(r)}")
+            skipped = _num_skipped(r)
+            note = f"  ({skipped} undecodable file(s) skipped, listed in results.json)" if skipped else ""
+            print(
+                f"{args.protocol} {r['dataset']}{fold} {m} K={r['shots']} seed {r['seed']}: {_describe(r)}{note}"
+            )
         if len(results) > 1:
             print(
                 f"{args.protocol} {dataset.name} {m} K={args.shots}, mean of {len(results)} runs: {_mean_line(results)}"

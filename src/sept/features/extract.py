@@ -36,8 +36,9 @@ OnBadAudio = Literal["skip", "fail"]
 class FeatureSet:
     """Features of the clips that could be embedded.
 
-    features: [N, D] float32, L2-normalised; clips: the N clips in the same order (input order,
-    minus skipped ones); skipped: (clip, reason) for each file that could not be decoded.
+    features: [N, D] float32, L2-normalised ([0, D] when extracted with ``keep_features=False``);
+    clips: the N clips in the same order (input order, minus skipped ones); skipped: (clip, reason)
+    for each file that could not be decoded or gave non-finite features, in input order.
     """
 
     features: torch.Tensor
@@ -113,11 +114,15 @@ def extract_features(
     workers: int | None = None,
     on_bad_audio: OnBadAudio = "skip",
     progress: bool = True,
+    keep_features: bool = True,
 ) -> FeatureSet:
     """Normalised audio features [N, D] for ``clips``, computed once and cached.
 
     ``on_bad_audio="skip"`` leaves undecodable files out (listed in ``skipped`` with the reason);
     ``"fail"`` raises :class:`AudioDecodeError` naming the first bad file.
+    ``keep_features=False`` only fills the cache (as ``sept embed`` needs): memory then stays flat
+    however many clips there are, and the result's ``features`` is empty ([0, D]) while ``clips``,
+    ``skipped`` and the counts are reported as usual.
     """
     if on_bad_audio not in ("skip", "fail"):
         raise ValueError(f"on_bad_audio must be 'skip' or 'fail', got {on_bad_audio!r}")
@@ -127,10 +132,19 @@ def extract_features(
     if use_cache:
         settings = {"backbone": backbone.name, **backbone.identity_settings()}
         cache = FeatureCache(cache_dir or default_cache_dir(), backbone.identity, settings)
-    vectors: list[np.ndarray | None] = [None] * len(clips)
-    skipped: list[tuple[Clip, str]] = []
+    # rows are written in place as batches finish: memory holds the features once, never a list
+    # of per-clip arrays plus a stacked copy
+    out = np.empty((len(clips) if keep_features else 0, backbone.embed_dim), dtype=np.float32)
+    filled = np.zeros(len(clips), dtype=bool)
+    bad: dict[int, str] = {}  # input index -> reason
     hits = computed = 0
     todo: list[_Loaded] = []
+
+    def skip(index: int, reason: str) -> None:
+        if on_bad_audio == "fail":
+            raise AudioDecodeError(clips[index].path, reason)
+        log.warning("skipping %s: %s", clips[index].path, reason)
+        bad[index] = reason
 
     def flush() -> None:
         nonlocal computed
@@ -139,22 +153,27 @@ def extract_features(
         with torch.inference_mode():
             feats = backbone.embed_audio([item.wave for item in todo]).float().cpu().numpy()
         for item, vec in zip(todo, feats, strict=True):
-            vectors[item.index] = vec
+            if not np.isfinite(vec).all():  # e.g. samples near the float32 limit overflow a mel filter
+                skip(item.index, "the audio tower gave non-finite features (NaN or inf) for it")
+                continue
+            filled[item.index] = True
+            if keep_features:
+                out[item.index] = vec
             if cache is not None:
                 cache.put(item.key, vec)
-        computed += len(todo)
+            computed += 1
         todo.clear()
 
     bar = tqdm(total=len(clips), desc=f"embed [{backbone.name}]", unit="clip", disable=not progress)
     for chunk in _prefetch(clips, backbone, cache, workers or default_workers(), batch_size):
         for item in chunk:
             if item.error is not None:
-                if on_bad_audio == "fail":
-                    raise AudioDecodeError(clips[item.index].path, item.error)
-                log.warning("skipping %s: %s", clips[item.index].path, item.error)
-                skipped.append((clips[item.index], item.error))
+                skip(item.index, item.error)
             elif item.cached is not None:
-                vectors[item.index] = item.cached
+                filled[item.index] = True
+                if keep_features:
+                    out[item.index] = item.cached
+                item.cached = None
                 hits += 1
             else:
                 todo.append(item)
@@ -163,7 +182,10 @@ def extract_features(
         bar.update(len(chunk))
     flush()
     bar.close()
-    kept = [i for i, v in enumerate(vectors) if v is not None]
-    dim = backbone.embed_dim
-    feats = torch.from_numpy(np.stack([vectors[i] for i in kept])) if kept else torch.zeros(0, dim)
+    kept = np.flatnonzero(filled).tolist()
+    if not keep_features:
+        feats = torch.from_numpy(out)  # [0, D]
+    else:
+        feats = torch.from_numpy(out if len(kept) == len(clips) else out[filled])
+    skipped = [(clips[i], reason) for i, reason in sorted(bad.items())]
     return FeatureSet(feats, [clips[i] for i in kept], skipped, hits, computed)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sept.errors import ConfigError
 from sept.methods.base import Head, PromptLearner, Regularizer, Step, TextRequest
 from sept.methods.registry import MethodSpec, component_class, parse_method
 
@@ -71,20 +72,27 @@ class ComposedMethod(nn.Module):
         return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
 
     def load_learned_state(self, tensors: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-        """Load ``learned_state()`` tensors; names and shapes must match exactly."""
+        """Load ``learned_state()`` tensors; names and shapes must match exactly.
+
+        Anything else raises :class:`~sept.errors.ConfigError` (a ``ValueError``) naming ``source``,
+        the missing or unexpected names and any shape that differs; nothing is loaded then.
+        """
         own = dict(self.named_parameters())
         missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
         if missing or unexpected:
-            raise ValueError(
+            raise ConfigError(
                 f"{source} does not match method {self.spec.name!r}: missing {missing or 'none'}, "
                 f"unexpected {unexpected or 'none'}"
             )
+        wrong = [
+            f"{name} has shape {tuple(tensors[name].shape)}, expected {tuple(p.shape)}"
+            for name, p in own.items()
+            if p.shape != tensors[name].shape
+        ]
+        if wrong:  # checked for every tensor before any is copied: a refused file changes nothing
+            raise ConfigError(f"{source} does not match method {self.spec.name!r}: {'; '.join(wrong)}")
         with torch.no_grad():
             for name, p in own.items():
-                if p.shape != tensors[name].shape:
-                    raise ValueError(
-                        f"{source}: {name} has shape {tuple(tensors[name].shape)}, expected {tuple(p.shape)}"
-                    )
                 p.copy_(tensors[name].to(p.device, p.dtype))
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from YAML or ``--set key=value`` are checked against the field's type and range 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -99,6 +100,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 def _check_range(value: Any, meta: typing.Mapping[str, Any], where: str) -> None:
     if value is None or isinstance(value, (bool, str, list, dict)):
         return
+    if isinstance(value, float) and not math.isfinite(value):  # YAML reads .nan / .inf as floats
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
     if meta.get("gt") is not None and not value > meta["gt"]:
         raise ConfigError(f"{where} must be > {meta['gt']}, got {value!r}")
     if meta.get("ge") is not None and not value >= meta["ge"]:

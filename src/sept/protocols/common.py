@@ -220,6 +220,7 @@ def train_run(
         result = Trainer(method, config, directory / CHECKPOINT_FILE).fit(train.features, train.labels)
         info.update(
             clips=len(train.clips),
+            num_skipped=len(train.skipped),
             skipped=train.skipped_json(),
             history=result.history,
             resumed_from_epoch=result.resumed_from,
@@ -241,6 +242,7 @@ def evaluate(method: ComposedMethod, data: LabelledSet, config: RunConfig) -> di
     preds = logits.argmax(dim=1).numpy()
     metrics = classification_metrics(data.labels.numpy(), preds, data.classnames).to_dict()
     metrics["prompt_names"] = dict(zip(data.classnames, data.readable, strict=True))
+    metrics["num_skipped"] = len(data.skipped)
     metrics["skipped_files"] = data.skipped_json()
     metrics["notes"] = method.eval_notes(data.readable)
     return metrics

@@ -50,6 +50,16 @@ def _load(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[s
     return tensors, metadata
 
 
+def _meta_json(meta: dict[str, str], key: str, path: str | os.PathLike[str]) -> Any:
+    """The JSON value stored under metadata ``key``; missing or malformed raises :class:`ConfigError`."""
+    if key not in meta:
+        raise ConfigError(f"{str(path)!r}: metadata {key!r} is missing (a damaged or foreign file)")
+    try:
+        return json.loads(meta[key])
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{str(path)!r}: metadata {key!r} is not valid JSON ({exc.msg})") from None
+
+
 # ---- prompts ---------------------------------------------------------------------------------
 def save_prompt(path: str | os.PathLike[str], method: ComposedMethod, config: RunConfig) -> Path:
     """Write the learned parameters of ``method`` with ``config`` as metadata (atomic)."""
@@ -69,8 +79,14 @@ def read_prompt(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], 
     tensors, meta = _load(path)
     if meta.get("format") != PROMPT_FORMAT:
         raise ConfigError(f"{str(path)!r} is not a sept prompt (format {meta.get('format')!r})")
-    config = RunConfig.from_dict(json.loads(meta["config"]), source=str(path))
-    return tensors, config, list(json.loads(meta["train_classnames"]))
+    config_data = _meta_json(meta, "config", path)
+    if not isinstance(config_data, dict):
+        raise ConfigError(f"{str(path)!r}: metadata 'config' is not a JSON object")
+    config = RunConfig.from_dict(config_data, source=str(path))
+    classnames = _meta_json(meta, "train_classnames", path)
+    if not isinstance(classnames, list) or not all(isinstance(c, str) for c in classnames):
+        raise ConfigError(f"{str(path)!r}: metadata 'train_classnames' is not a list of names")
+    return tensors, config, classnames
 
 
 def load_prompt(
@@ -133,15 +149,36 @@ def load_checkpoint(
             f"checkpoint {str(path)!r} was made with a different configuration; "
             "delete it (or use another run directory) to start over"
         )
-    method.load_learned_state(
-        {k.removeprefix("param/"): v for k, v in tensors.items() if k.startswith("param/")}, source=str(path)
-    )
+    epochs_done, history = _meta_json(meta, "epochs_done", path), _meta_json(meta, "history", path)
+    groups, scalars = _meta_json(meta, "optim_groups", path), _meta_json(meta, "optim_scalars", path)
+    if not isinstance(epochs_done, int) or epochs_done < 0 or not isinstance(history, list):
+        raise ConfigError(f"{str(path)!r}: metadata 'epochs_done' / 'history' are malformed")
+    if not isinstance(scalars, dict) or not isinstance(groups, list):
+        raise ConfigError(f"{str(path)!r}: metadata 'optim_scalars' / 'optim_groups' are malformed")
+    params = [p for group in optimizer.param_groups for p in group["params"]]  # the state's indices
     state: dict[int, dict[str, Any]] = {}
+    learned: dict[str, torch.Tensor] = {}
     for key, value in tensors.items():
-        if key.startswith("optim/"):
-            _, idx, name = key.split("/", 2)
+        kind, _, rest = key.partition("/")
+        idx, _, name = rest.partition("/")
+        if kind == "param" and rest:
+            learned[rest] = value
+        elif kind == "optim" and idx.isdigit() and name and int(idx) < len(params):
+            if name != "step" and value.shape != params[int(idx)].shape:
+                raise ConfigError(
+                    f"{str(path)!r}: optimiser state {key!r} has shape {tuple(value.shape)}, "
+                    f"expected {tuple(params[int(idx)].shape)}"
+                )
             state.setdefault(int(idx), {})[name] = value
-    for idx, entries in json.loads(meta["optim_scalars"]).items():
+        else:
+            raise ConfigError(f"{str(path)!r}: unexpected tensor {key!r} (a damaged or foreign checkpoint)")
+    method.load_learned_state(learned, source=str(path))
+    for idx, entries in scalars.items():
+        if not (str(idx).isdigit() and int(idx) < len(params) and isinstance(entries, dict)):
+            raise ConfigError(f"{str(path)!r}: unexpected optimiser state entry {idx!r}")
         state.setdefault(int(idx), {}).update(entries)
-    optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["optim_groups"])})
-    return int(meta["epochs_done"]), list(json.loads(meta["history"]))
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{str(path)!r}: the optimiser state does not match this method ({exc})") from None
+    return epochs_done, history

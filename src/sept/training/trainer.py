@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from sept.errors import ConfigError
 from sept.training.checkpoint import load_checkpoint, save_checkpoint
 
 if TYPE_CHECKING:
@@ -134,8 +135,17 @@ class Trainer:
         config_hash = cfg.training_hash()
         start, history = 0, []
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
-            start, history = load_checkpoint(self.checkpoint_path, method, optimizer, config_hash)
-            log.info("resuming from %s after epoch %d", self.checkpoint_path, start)
+            try:
+                start, history = load_checkpoint(self.checkpoint_path, method, optimizer, config_hash)
+                log.info("resuming from %s after epoch %d", self.checkpoint_path, start)
+            except ConfigError as exc:
+                if not isinstance(exc.__cause__, FileNotFoundError):
+                    raise
+                # another process running the same folder finished and removed it after our check;
+                # opening the file failed, so nothing was loaded: start over
+                log.info(
+                    "%s disappeared before it could be read; training from the start", self.checkpoint_path
+                )
         result = TrainResult(history=history, resumed_from=start)
         t_start = time.perf_counter()
         method.train()

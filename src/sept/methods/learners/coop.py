@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 #: tokenised text lists kept per learner (class prompts repeat every step)
 _TOKEN_CACHE_SIZE = 16
+#: encode requests in separate forwards when that pads this fraction of the tokens less (a forward's
+#: cost grows with rows x padded length; measured in benchmarks/bench_sept_cost.py)
+_SPLIT_SAVING = 0.15
 
 
 @dataclass
@@ -109,10 +112,32 @@ class CoOpLearner(PromptLearner):
         full_mask = torch.cat([mask[:, :start], ones, mask[:, start:]], dim=1)
         return self.backbone.encode_text_embeds(full, full_mask)
 
+    def _encode_parts(
+        self, embeds: list[torch.Tensor], masks: list[torch.Tensor], ctxs: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """Features [sum R_i, D] of parts (embeds [R_i, L, E], masks [R_i, L], contexts [R_i, M, E]).
+
+        One forward padded to the longest text of all parts, unless padding each part only to its
+        own longest text saves over ``_SPLIT_SAVING`` of the tokens (e.g. short class names next to
+        longer neighbour phrases): then one forward per part, trimmed of its trailing padding columns.
+        """
+        ends = [int(m.any(0).nonzero().max()) + 1 if m.any() else 0 for m in masks]
+        rows = [int(m.shape[0]) for m in masks]
+        joint, split = sum(rows) * max(ends), sum(r * n for r, n in zip(rows, ends, strict=True))
+        if len(masks) == 1 or split > (1.0 - _SPLIT_SAVING) * joint:
+            return self.encode_with_context(torch.cat(embeds), torch.cat(masks), torch.cat(ctxs))
+        return torch.cat(
+            [
+                self.encode_with_context(e[:, :n], m[:, :n], c)
+                for e, m, c, n in zip(embeds, masks, ctxs, ends, strict=True)
+                if m.shape[0]
+            ]
+        )
+
     def encode(
         self, requests: Sequence[TextRequest], audio: torch.Tensor | None = None
     ) -> list[torch.Tensor]:
-        """One text-tower forward for every request (rows padded to the longest text)."""
+        """Every request in one text-tower forward, or one per request when that pads much less."""
         device = self.ctx.device
         dim = self.backbone.embed_dim
         texts = tuple(self.class_text(t) for r in requests for t in r.texts)
@@ -143,7 +168,7 @@ class CoOpLearner(PromptLearner):
                 parts_m.append(mask)
                 parts_c.append(self.ctx.unsqueeze(0).expand(n, m, e))
                 layout.append((None, n))
-        feats = self.encode_with_context(torch.cat(parts_e), torch.cat(parts_m), torch.cat(parts_c))
+        feats = self._encode_parts(parts_e, parts_m, parts_c)
         out, row = [], 0
         for b, n in layout:
             rows = n * (b or 1)

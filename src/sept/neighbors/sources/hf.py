@@ -10,6 +10,7 @@ the ``gguf`` package).
 from __future__ import annotations
 
 import logging
+import pickle  # only for its error type: nothing is unpickled here
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ class HFSource:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(where, **extra)
             self.model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **extra)
-        except (OSError, ValueError, ImportError) as exc:
+        except (OSError, ValueError, ImportError, pickle.UnpicklingError) as exc:
             raise NeighborGenerationError(
                 f"cannot load causal LM {config.model!r}{f' (gguf file {gguf!r})' if gguf else ''}: {exc}"
             ) from None

@@ -1,0 +1,400 @@
+"""Cells of a grid: expansion, whether each is finished, and running one (in any process).
+
+A cell is one run folder ``<run_root>/<protocol>/<dataset>/fold-<k>/<method>/shots-<K>/seed-<s>``
+and is run by the protocols' own code (:func:`sept.protocols.run_protocol` restricted to one fold
+and one seed), so a cell resumes from its checkpoint and reuses the run root's few-shot manifests
+exactly as ``sept run`` does. :class:`Plan` and :class:`Cell` are plain frozen dataclasses: they
+travel to worker processes and Ray tasks as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sept.bench.grid import DatasetRef, GridSpec
+from sept.bench.logs import LOG_FILE, cell_lock, cell_log
+from sept.errors import ConfigError, DataError, SeptError
+
+if TYPE_CHECKING:
+    from sept.backbones.base import Backbone
+    from sept.data.dataset import Dataset, Fold
+    from sept.protocols.common import FeatureStore
+    from sept.training.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every cell of a sweep shares (sent to each worker with the cell)."""
+
+    run_root: str
+    backbone: str
+    backbone_options: dict[str, Any] = field(default_factory=dict)
+    cache_dir: str | None = None
+    config_file: str | None = None
+    overrides: tuple[str, ...] = ()
+    with_replacement: bool = False
+    force: bool = False
+    threads: int = 1
+    #: xd: source dataset name -> its target datasets
+    targets: dict[str, tuple[DatasetRef, ...]] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        return {"backbone": self.backbone, "backbone_options": dict(self.backbone_options)}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (protocol, dataset, fold, method, shots, seed) run; ``overrides``: the method's own ``set``."""
+
+    protocol: str
+    dataset: DatasetRef
+    dataset_name: str
+    fold: int | None
+    method: str
+    shots: int
+    seed: int
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        """The run folder relative to the run root, e.g. ``base2new/us8k-mini/fold-2/coop/shots-16/seed-0``."""
+        from sept.protocols.common import run_dir
+
+        return run_dir(
+            "", self.protocol, self.dataset_name, self.fold, self.method, self.shots, self.seed
+        ).as_posix()
+
+    def run_dir(self, run_root: str | os.PathLike[str]) -> Path:
+        return Path(run_root) / self.id
+
+
+@dataclass
+class Outcome:
+    """What happened to a cell. ``status``: "ok" (ran), "finished" (found done), "failed"."""
+
+    cell: str
+    status: str
+    seconds: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    log: str = ""
+    worker: str = ""
+
+
+# ---- expansion --------------------------------------------------------------------------------
+def _folds_of(dataset: Dataset, wanted: str | tuple[int, ...]) -> list[Fold]:
+    if wanted == "all":
+        return list(dataset.folds) or [None]
+    if wanted == "default":
+        return [dataset.default_fold]
+    return [dataset.resolve_fold(f) for f in wanted]
+
+
+def _inline_config_file(grid: GridSpec) -> str | None:
+    """The grid's inline ``config`` written once into ``<run_root>/bench/`` (workers read the file)."""
+    if grid.config_file:
+        if not Path(grid.config_file).is_file():
+            raise ConfigError(f"grid {grid.source!r}: config_file {grid.config_file!r} does not exist")
+        return grid.config_file
+    if not grid.config:
+        return None
+    import yaml
+
+    from sept.utils.atomic import atomic_write_text
+    from sept.utils.hashing import hash_json
+
+    path = Path(grid.run_root) / "bench" / f"config-{hash_json(dict(grid.config))[:12]}.yaml"
+    if not path.exists():
+        atomic_write_text(path, yaml.safe_dump(dict(grid.config), sort_keys=True))
+    return str(path)
+
+
+def expand(grid: GridSpec, *, force: bool = False) -> tuple[Plan, list[Cell]]:
+    """The sweep's :class:`Plan` and every cell, in protocol, dataset, fold, shots, seed, method order.
+
+    Opens each dataset (to know its name and folds); :class:`DataError` names one that is missing.
+    """
+    from sept.backbones.registry import DEFAULT_BACKBONE
+
+    opened: list[tuple[DatasetRef, Dataset]] = []
+    for ref in grid.datasets:
+        try:
+            opened.append((ref, ref.open()))
+        except SeptError as exc:
+            raise DataError(f"grid {grid.source!r}: dataset {ref.label!r}: {exc}") from exc
+    names = [ds.name for _, ds in opened]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"grid {grid.source!r}: two datasets share the run-folder name {dupes[0]!r}")
+    targets: dict[str, tuple[DatasetRef, ...]] = {}
+    cells: list[Cell] = []
+    for protocol in grid.protocols:
+        sources = opened
+        if protocol == "xd":
+            sources = _xd_sources(grid, opened)
+            for ref, ds in sources:
+                if grid.xd_targets is not None:
+                    targets[ds.name] = tuple(t for t in grid.xd_targets if (t.name or t.data) != ref.label)
+                else:
+                    targets[ds.name] = tuple(r for r, d in opened if d.name != ds.name)
+                if not targets[ds.name]:
+                    raise ConfigError(f"grid {grid.source!r}: xd source {ds.name!r} has no target dataset")
+        for ref, ds in sources:
+            for fold in _folds_of(ds, ref.folds if ref.folds is not None else grid.folds):
+                for shots in grid.shots:
+                    for seed in grid.seeds:
+                        for m in grid.methods:
+                            cells.append(Cell(protocol, ref, ds.name, fold, m.name, shots, seed, m.overrides))
+    ids = [c.id for c in cells]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ConfigError(f"grid {grid.source!r}: the cell {dup} appears twice (a method listed twice?)")
+    plan = Plan(
+        run_root=grid.run_root,
+        backbone=grid.backbone or DEFAULT_BACKBONE,
+        backbone_options=dict(grid.backbone_options),
+        cache_dir=grid.cache_dir,
+        config_file=_inline_config_file(grid),
+        overrides=tuple(grid.overrides),
+        with_replacement=grid.with_replacement,
+        force=force,
+        threads=grid.executor.threads,
+        targets=targets,
+    )
+    return plan, cells
+
+
+def _xd_sources(grid: GridSpec, opened: list[tuple[DatasetRef, Dataset]]) -> list[tuple[DatasetRef, Dataset]]:
+    if grid.xd_sources is None:
+        return opened
+    by_name = {ds.name.lower(): (ref, ds) for ref, ds in opened}
+    missing = [s for s in grid.xd_sources if s.lower() not in by_name]
+    if missing:
+        raise ConfigError(
+            f"grid {grid.source!r}: xd.sources {missing} are not among the datasets {sorted(d.name for _, d in opened)}"
+        )
+    return [by_name[s.lower()] for s in grid.xd_sources]
+
+
+# ---- state ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _NamedBackbone:
+    """Config resolution reads only the backbone's name; the real one is not needed to plan."""
+
+    name: str
+
+
+def protocol_settings(cell: Cell, plan: Plan) -> Any:  # -> ProtocolSettings
+    from sept.protocols import ProtocolSettings
+
+    return ProtocolSettings(
+        run_root=Path(plan.run_root),
+        shots=cell.shots,
+        seeds=[cell.seed],
+        folds=[cell.fold],
+        config_file=plan.config_file,
+        settings=plan.settings(),
+        overrides=[*plan.overrides, *cell.overrides],
+        with_replacement=plan.with_replacement,
+        force=plan.force,
+    )
+
+
+def cell_config(cell: Cell, plan: Plan) -> RunConfig:
+    """The cell's resolved run config (:class:`ConfigError` if a value is invalid)."""
+    settings = protocol_settings(cell, plan)
+    return settings.config(
+        cell.method, cell.protocol, cell.seed, _NamedBackbone(plan.backbone), cell.dataset_name
+    )
+
+
+def is_finished(cell: Cell, plan: Plan, config: RunConfig | None = None) -> bool:
+    """Whether the cell's ``results.json`` exists for this config (and, for xd, every target).
+
+    A run folder made with another configuration raises :class:`ConfigError` naming it.
+    """
+    from sept.protocols.common import CONFIG_FILE, finished_results
+    from sept.training.config import RunConfig
+
+    config = config or cell_config(cell, plan)
+    directory = cell.run_dir(plan.run_root)
+    done = finished_results(directory, config, plan.force)
+    if done is None:
+        path = directory / CONFIG_FILE
+        if path.exists() and not plan.force:  # an unfinished run: it must be this config to resume
+            saved = {
+                k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k != "sept_version"
+            }
+            if RunConfig.from_dict(saved, source=str(path)).training_hash() != config.training_hash():
+                raise ConfigError(
+                    f"{str(directory)!r} holds an unfinished run with a different configuration"
+                )
+        return False
+    if cell.protocol == "xd":
+        wanted = {_open_name(t) for t in plan.targets.get(cell.dataset_name, ())}
+        return wanted <= set(done.get("targets", {}))
+    return True
+
+
+def _open_name(ref: DatasetRef) -> str:
+    return ref.open().name
+
+
+# ---- running one cell -----------------------------------------------------------------------
+#: per-process backbones and feature stores, keyed by (backbone, options, cache dir)
+_STATE: dict[str, tuple[Backbone, FeatureStore]] = {}
+
+
+def _state_key(plan: Plan) -> str:
+    return json.dumps([plan.backbone, plan.backbone_options, plan.cache_dir], sort_keys=True, default=str)
+
+
+def use_backbone(plan: Plan, backbone: Backbone) -> None:
+    """Make this process's cells use ``backbone`` (already loaded) instead of loading one."""
+    from sept.protocols import FeatureOptions, FeatureStore
+
+    store = FeatureStore(backbone, FeatureOptions(cache_dir=plan.cache_dir, progress=False))
+    _STATE[_state_key(plan)] = (backbone, store)
+
+
+def worker_state(plan: Plan) -> tuple[Backbone, FeatureStore]:
+    """This process's backbone and feature store for ``plan``, loaded on first use."""
+    key = _state_key(plan)
+    if key not in _STATE:
+        import torch
+
+        from sept.backbones.registry import create_backbone
+
+        torch.set_num_threads(plan.threads)
+        use_backbone(plan, create_backbone(plan.backbone, **plan.backbone_options))
+    return _STATE[key]
+
+
+def execute_cell(cell: Cell, plan: Plan, quiet_console: bool = True) -> Outcome:
+    """Run one cell under its lock, logging into its ``cell.log``; never raises for a failed run."""
+    from sept.protocols import run_protocol
+
+    directory = cell.run_dir(plan.run_root)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    start = time.perf_counter()
+    log_path = directory / LOG_FILE
+    try:
+        with cell_lock(plan.run_root, cell.id), cell_log(log_path, cell.id, quiet_console):
+            try:
+                if is_finished(cell, plan) and not plan.force:
+                    return Outcome(cell.id, "finished", log=str(log_path), worker=worker)
+                backbone, store = worker_state(plan)
+                dataset = cell.dataset.open()
+                targets = (
+                    [t.open() for t in plan.targets.get(cell.dataset_name, ())]
+                    if cell.protocol == "xd"
+                    else None
+                )
+                results = run_protocol(
+                    cell.protocol,
+                    backbone,
+                    dataset,
+                    cell.method,
+                    protocol_settings(cell, plan),
+                    targets=targets,
+                    store=store,
+                )
+                summary = results[0]["summary"] if results else {}
+                seconds = time.perf_counter() - start
+                log.info("cell finished in %.1f s: %s", seconds, json.dumps(summary))
+                return Outcome(cell.id, "ok", seconds, summary, log=str(log_path), worker=worker)
+            except Exception as exc:  # a failed cell must not stop the sweep
+                log.error("cell failed: %s: %s\n%s", type(exc).__name__, exc, traceback.format_exc())
+                error = f"{type(exc).__name__}: {exc}"
+                return Outcome(
+                    cell.id,
+                    "failed",
+                    time.perf_counter() - start,
+                    error=error,
+                    log=str(log_path),
+                    worker=worker,
+                )
+    except OSError as exc:  # the log or lock could not be opened
+        return Outcome(
+            cell.id,
+            "failed",
+            time.perf_counter() - start,
+            error=f"{type(exc).__name__}: {exc}",
+            worker=worker,
+        )
+
+
+# ---- checks before any compute ----------------------------------------------------------------
+def preflight_cells(cells: Sequence[Cell], plan: Plan) -> None:
+    """Check the data, shots and neighbour sets of every cell as ``sept run`` does, before any
+    compute (:func:`sept.protocols.preflight.preflight`); raises naming the dataset and fold."""
+    from dataclasses import replace
+
+    from sept.protocols.preflight import preflight
+
+    groups: dict[tuple[str, DatasetRef, int, tuple[str, ...]], list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.protocol, cell.dataset, cell.shots, cell.overrides), []).append(cell)
+    for (protocol, ref, _, _), members in groups.items():
+        first = members[0]
+        settings = replace(
+            protocol_settings(first, plan),
+            folds=list(dict.fromkeys(c.fold for c in members)),
+            seeds=sorted({c.seed for c in members}),
+        )
+        targets = [t.open() for t in plan.targets.get(first.dataset_name, ())] if protocol == "xd" else None
+        try:
+            preflight(protocol, ref.open(), sorted({c.method for c in members}), settings, targets)
+        except SeptError as exc:
+            raise type(exc)(f"{protocol} on {first.dataset_name}: {exc}") from exc
+
+
+# ---- clips the pending cells need (embedded once, before dispatch) ---------------------------
+def needed_clips(cells: Sequence[Cell], plan: Plan) -> list[Any]:
+    """Every clip the cells will embed: their few-shot train clips (manifests drawn now and
+    written to the run root, exactly as the protocols draw them) and their test clips."""
+    from sept.data.manifest import few_shot_manifest, manifest_clips
+    from sept.methods.registry import parse_method
+
+    datasets: dict[DatasetRef, Dataset] = {}
+    splits: dict[tuple[DatasetRef, Fold], Any] = {}
+
+    def split_of(ref: DatasetRef, fold: Fold) -> Any:
+        if ref not in datasets:
+            datasets[ref] = ref.open()
+        if (ref, fold) not in splits:
+            splits[ref, fold] = datasets[ref].split(fold)
+        return splits[ref, fold]
+
+    clips: dict[Any, None] = {}
+    for cell in cells:
+        try:
+            split = split_of(cell.dataset, cell.fold)
+            clips.update(dict.fromkeys(split.test))
+            if parse_method(cell.method).trains:
+                manifest, _ = few_shot_manifest(
+                    split,
+                    shots=cell.shots,
+                    seed=cell.seed,
+                    run_root=plan.run_root,
+                    subset="base" if cell.protocol == "base2new" else "all",
+                    with_replacement=plan.with_replacement,
+                )
+                clips.update(dict.fromkeys(manifest_clips(manifest, split)))
+            if cell.protocol == "xd":
+                for ref in plan.targets.get(cell.dataset_name, ()):
+                    clips.update(dict.fromkeys(split_of(ref, None).test))
+        except Exception as exc:  # the cell itself will fail with the full story in its log
+            log.warning("cannot list the clips of %s: %s", cell.id, exc)
+    return list(clips)

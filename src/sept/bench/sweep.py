@@ -1,0 +1,170 @@
+"""A sweep: plan the grid's cells, skip finished ones, embed the clips once, run the rest.
+
+Before any compute, every cell's config is resolved (an invalid value stops the sweep), the
+unfinished cells' data are checked as ``sept run`` checks them (a missing list, a class with too
+few clips for the shots, a ``+sept`` run without a neighbour set stop the sweep), and every
+finished cell is found (``results.json`` of the same config; a run folder of another
+config stops the sweep, naming it). The pending cells' clips are embedded once in this process
+so that workers only read the feature cache, then the executor runs them; each outcome is
+printed as it arrives and the sweep's record goes to ``<run_root>/bench/sweep-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sept.bench.cells import (
+    Cell,
+    Outcome,
+    Plan,
+    cell_config,
+    expand,
+    is_finished,
+    needed_clips,
+    preflight_cells,
+    use_backbone,
+)
+from sept.bench.grid import GridSpec
+from sept.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepResult:
+    """Every cell of the grid with its outcome (finished cells found on disk count as "finished")."""
+
+    plan: Plan
+    cells: list[Cell]
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    seconds: float = 0.0
+    record: Path | None = None
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes.values() if o.status == "failed"]
+
+    @property
+    def ran(self) -> list[Outcome]:
+        return [o for o in self.outcomes.values() if o.status == "ok"]
+
+    def run_dirs(self) -> list[Path]:
+        return [c.run_dir(self.plan.run_root) for c in self.cells]
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """One line of a run's summary numbers (Base/New/H, accuracy, or source/targets)."""
+    if "h" in summary:
+        return f"Base {summary['base']:6.2f}  New {summary['new']:6.2f}  H {summary['h']:6.2f}"
+    if "mean_target" in summary:
+        return f"source {summary['source']:6.2f}  targets {summary['mean_target']:6.2f}"
+    if "accuracy" in summary:
+        return f"accuracy {summary['accuracy']:6.2f}  macro-F1 {summary.get('macro_f1', float('nan')):6.2f}"
+    return ""
+
+
+def plan_sweep(grid: GridSpec, *, force: bool = False) -> tuple[Plan, list[Cell], list[Cell]]:
+    """(plan, all cells, pending cells); raises :class:`ConfigError` before any compute."""
+    plan, cells = expand(grid, force=force)
+    pending, conflicts = [], []
+    for cell in cells:
+        config = cell_config(cell, plan)  # an invalid value fails the whole sweep here
+        try:
+            done = is_finished(cell, plan, config)
+        except ConfigError as exc:
+            conflicts.append(f"{cell.id}: {exc}")
+            continue
+        if not done:
+            pending.append(cell)
+    if conflicts:
+        listing = "\n  ".join(conflicts[:5]) + (
+            f"\n  ... and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+        )
+        raise ConfigError(
+            f"{len(conflicts)} cell(s) of {grid.source!r} hold runs made with another configuration:\n  {listing}\n"
+            "use another run_root (--run-root), or --force to train them again"
+        )
+    return plan, cells, pending
+
+
+def _pre_embed(plan: Plan, pending: list[Cell], echo: Callable[[str], None]) -> Any:
+    """Load the backbone here and embed every clip the pending cells need; returns the backbone."""
+    from sept.backbones.registry import create_backbone
+    from sept.features.extract import extract_features
+
+    start = time.perf_counter()
+    backbone = create_backbone(plan.backbone, **plan.backbone_options)
+    clips = needed_clips(pending, plan)
+    feats = extract_features(backbone, clips, plan.cache_dir, progress=True)
+    echo(
+        f"features: {len(feats.clips)} clips ({feats.computed} computed, {feats.cache_hits} from the cache, "
+        f"{len(feats.skipped)} undecodable) in {time.perf_counter() - start:.1f} s"
+    )
+    return backbone
+
+
+def run_sweep(
+    grid: GridSpec,
+    *,
+    force: bool = False,
+    workers: int | None = None,
+    echo: Callable[[str], None] = print,
+) -> SweepResult:
+    """Run every unfinished cell of ``grid``; a failed cell is reported, never fatal to the sweep."""
+    start = time.perf_counter()
+    plan, cells, pending = plan_sweep(grid, force=force)
+    result = SweepResult(plan, cells)
+    for cell in cells:
+        if cell not in pending:
+            result.outcomes[cell.id] = Outcome(cell.id, "finished")
+    echo(f"{grid.name}: {len(cells)} cells, {len(cells) - len(pending)} finished, {len(pending)} to run")
+    if not pending:
+        result.seconds = time.perf_counter() - start
+        return result
+    preflight_cells(pending, plan)  # missing data, too few clips, no neighbour set: stop before compute
+    settings = grid.executor
+    backbone = _pre_embed(plan, pending, echo) if settings.pre_embed else None
+    from sept.bench.executors import run_cells, runs_in_this_process
+
+    if backbone is not None and runs_in_this_process(settings, plan, workers):
+        use_backbone(plan, backbone)  # run in this process with the backbone already loaded
+    del backbone
+    width = len(str(len(pending)))
+    count = 0
+
+    def on_done(outcome: Outcome) -> None:
+        nonlocal count
+        count += 1
+        result.outcomes[outcome.cell] = outcome
+        line = describe(outcome.summary) if outcome.status == "ok" else outcome.error
+        if outcome.status == "failed" and outcome.log:
+            line += f" (log: {outcome.log})"
+        echo(
+            f"[{count:>{width}}/{len(pending)}] {outcome.status:<8} {outcome.cell}  {line}  ({outcome.seconds:.1f} s)"
+        )
+
+    run_cells(pending, plan, on_done, settings, workers)
+    result.seconds = time.perf_counter() - start
+    result.record = write_record(grid, result)
+    return result
+
+
+def write_record(grid: GridSpec, result: SweepResult) -> Path:
+    """``<run_root>/bench/sweep-<UTC time>.json``: the grid, executor and every cell's outcome."""
+    from sept.utils.atomic import atomic_write_json
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = Path(result.plan.run_root) / "bench" / f"sweep-{stamp}.json"
+    record = {
+        "grid": grid.source,
+        "name": grid.name,
+        "executor": asdict(grid.executor),
+        "seconds": round(result.seconds, 2),
+        "cells": [asdict(result.outcomes[c.id]) for c in result.cells if c.id in result.outcomes],
+    }
+    return atomic_write_json(path, record)

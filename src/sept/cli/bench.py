@@ -1,0 +1,118 @@
+"""``sept bench CONFIG``: run a YAML grid of benchmark cells, resumable and in parallel."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="run a benchmark grid (datasets x folds x methods x shots x seeds) from a YAML file",
+        description="Expand the grid of CONFIG (see configs/*.yaml and sept.bench.grid) into cells, one run folder "
+        "each; skip finished cells, resume interrupted ones, and run the rest in parallel (local processes, or "
+        "Ray). Each cell logs to <run folder>/cell.log; a failed cell is reported at the end without stopping "
+        "the sweep (exit status 1). Ends with the results table of the grid.",
+    )
+    p.add_argument("config", type=Path, help="grid YAML file")
+    p.add_argument(
+        "--run-root", type=Path, default=None, help="folder of run folders (default: the grid's run_root)"
+    )
+    p.add_argument(
+        "--executor",
+        choices=["local", "serial", "ray"],
+        default=None,
+        help="where cells run (default: the grid's, else local)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel cells (local: processes; ray: CPUs of a local Ray)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default 1)")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address, e.g. auto or ray://head:10001 (implies --executor ray)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="feature cache (default: the grid's, else $SEPT_CACHE_DIR)",
+    )
+    p.add_argument("--force", action="store_true", help="train finished cells again")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the cells and which are finished; run nothing"
+    )
+    p.add_argument("--report", action="store_true", help="also write the HTML report of the run root")
+    p.set_defaults(func=run)
+
+
+def _grid_from_args(args: argparse.Namespace):  # -> GridSpec
+    from dataclasses import replace
+
+    from sept.bench.grid import load_grid
+
+    grid = load_grid(args.config)
+    executor = grid.executor
+    kind = "ray" if args.address else args.executor
+    executor = replace(
+        executor,
+        **{
+            k: v
+            for k, v in {
+                "kind": kind,
+                "workers": args.workers,
+                "threads": args.threads,
+                "address": args.address,
+            }.items()
+            if v is not None
+        },
+    )
+    return grid.with_changes(
+        run_root=str(args.run_root) if args.run_root else None,
+        cache_dir=str(args.cache_dir) if args.cache_dir else None,
+        executor=executor,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from sept.bench.sweep import plan_sweep, run_sweep
+    from sept.report.aggregate import group_runs
+    from sept.report.collect import collect
+    from sept.report.tables import build_tables
+
+    grid = _grid_from_args(args)
+    if args.dry_run:
+        plan, cells, pending = plan_sweep(grid, force=args.force)
+        for cell in cells:
+            print(f"{'to run ' if cell in pending else 'finished'}  {cell.id}")
+        print(
+            f"{len(cells)} cells: {len(cells) - len(pending)} finished, {len(pending)} to run (run root {plan.run_root})"
+        )
+        return 0
+    result = run_sweep(grid, force=args.force, workers=args.workers)
+    found = [d / "results.json" for d in result.run_dirs() if (d / "results.json").exists()]
+    if found:
+        records = collect(found)
+        one_dataset = len({r.dataset for r in records}) == 1
+        print()
+        for table in build_tables(group_runs(records)):
+            if not (one_dataset and table.key.endswith("-average")):  # the same numbers as the dataset's
+                print(table.to_markdown())
+    if args.report:
+        from sept.report.build import build_report
+
+        report = build_report(result.plan.run_root)
+        print(f"report: {report.html}")
+    ran = len(result.ran)
+    print(
+        f"{grid.name}: {ran} cell(s) ran, {len(result.cells) - ran - len(result.failed)} were finished already, "
+        f"{len(result.failed)} failed ({result.seconds:.1f} s)"
+    )
+    for o in result.failed:
+        print(f"  failed: {o.cell}: {o.error}" + (f" (log: {o.log})" if o.log else ""))
+    return 1 if result.failed else 0

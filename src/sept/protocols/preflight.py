@@ -1,0 +1,123 @@
+"""Check a protocol's inputs before any compute: folds, lists, shots, configs, neighbour sets.
+
+Lists: besides what loading a split refuses (missing columns, empty fields, paths escaping the
+root), a path listed twice and a test class without train clips (see :func:`check_lists`).
+
+A run goes fold by fold, so without this a fold number that does not exist, a malformed test list,
+a class with too few train clips or a missing neighbour set would stop it only after the earlier
+folds were embedded and trained. :func:`preflight` reads the lists (no audio is opened, no model
+is loaded, nothing is written) and raises :class:`~sept.errors.DataError` or
+:class:`~sept.errors.ConfigError` naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sept.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from sept.data.clips import Clip
+    from sept.data.dataset import Dataset, Split
+    from sept.protocols.common import ProtocolSettings
+    from sept.training.config import RunConfig
+
+
+def preflight(
+    protocol: str,
+    dataset: Dataset,
+    methods: Sequence[str],
+    settings: ProtocolSettings,
+    targets: Sequence[Dataset] | None = None,
+) -> None:
+    """Raise on the first input that would stop ``protocol`` part-way (see the module doc)."""
+    from sept.data.sampling import base_new_split, resolve_subset, sample_few_shot
+
+    configs = {
+        (m, s): _config(m, protocol, s, settings, dataset.name) for m in methods for s in settings.seeds
+    }
+    for fold in settings.folds_of(dataset.folds):
+        split = dataset.split(fold)  # an unknown fold, a malformed list, a path escaping the root
+        check_lists(split)
+        subset = "all"
+        if protocol == "base2new":
+            base, new = base_new_split(split.classnames)
+            if not new:
+                raise DataError(
+                    f"dataset {dataset.name!r} has {len(base)} class(es): base-to-new needs at least 2"
+                )
+            subset = "base"
+        _, classes = resolve_subset(split.classnames, subset)
+        train_readable = [dict(zip(split.classnames, split.readable, strict=True))[c] for c in classes]
+        if any(c.spec.trains for c in configs.values()):  # a class with fewer clips than --shots
+            try:
+                sample_few_shot(
+                    split.train,
+                    classes,
+                    settings.shots,
+                    0,
+                    key=(split.dataset, split.fold),
+                    with_replacement=settings.with_replacement,
+                )
+            except DataError as exc:
+                where = f"dataset {dataset.name!r}" + (f" fold {fold}" if fold is not None else "")
+                raise DataError(f"{where}, train list {split.train_source}: {exc}") from None
+        wanted = {c.regularizers["sept"].neighbors for c in configs.values() if "sept" in c.regularizers}
+        for (
+            neighbors
+        ) in wanted:  # a +sept run needs a set covering its training classes, found as the run will
+            from sept.methods.regularizers.sept import _find_neighbor_set
+
+            _find_neighbor_set(train_readable, neighbors, None)
+    for target in targets or ():
+        check_lists(target.split(None))
+
+
+def check_lists(split: Split) -> None:
+    """Refuse what would silently skew a run: a path listed twice in the train or the test list
+    (counted twice, maybe under two labels), a test class that has no train clips."""
+    where = f"dataset {split.dataset!r}" + (f" fold {split.fold}" if split.fold is not None else "")
+    for clips, source in ((split.train, split.train_source), (split.test, split.test_source)):
+        groups: dict[str, list[Clip]] = {}
+        for clip in clips:
+            groups.setdefault(os.path.normpath(os.path.abspath(clip.path)), []).append(clip)
+        dups = [g for g in groups.values() if len(g) > 1]
+        if dups:
+            listing = ", ".join(
+                f"{g[0].relpath!r} x{len(g)} ({', '.join(sorted({c.classname for c in g}))})"
+                for g in dups[:5]
+            )
+            more = f" and {len(dups) - 5} more" if len(dups) > 5 else ""
+            raise DataError(
+                f"{where}: {len(dups)} path(s) listed more than once in {source}: {listing}{more}; "
+                "remove the duplicates (`sept data check` lists every problem)"
+            )
+    known = set(split.classnames)
+    unknown = sorted({c.classname for c in split.test if c.classname not in known})
+    if unknown:
+        raise DataError(
+            f"{where}: the test list {split.test_source} has class(es) {', '.join(map(repr, unknown))} that the "
+            f"train list {split.train_source} lacks (train classes: {', '.join(split.classnames)})"
+        )
+
+
+def _config(method: str, protocol: str, seed: int, settings: ProtocolSettings, dataset: str) -> RunConfig:
+    """The config of one run, as :meth:`ProtocolSettings.config` resolves it (no backbone needed)."""
+    from sept.protocols.common import _default_neighbor_set
+    from sept.training.config import resolve_config
+
+    config = resolve_config(
+        method,
+        protocol,
+        config_file=settings.config_file,
+        settings={**settings.settings, "seed": seed},
+        overrides=settings.overrides,
+    )
+    if config.seed != seed:
+        raise ConfigError(
+            f"the seed of a run comes from the seed list ({seed}); do not set 'seed' in a config"
+        )
+    _default_neighbor_set(config, dataset)
+    return config
