@@ -16,7 +16,18 @@ from sept import __version__
 from sept.errors import SeptError
 
 #: sub-command modules under sept.cli, in the order ``sept --help`` lists them
-SUBCOMMANDS = ["embed", "evaluate", "data", "run", "neighbors", "bench", "report", "analyze", "demo", "backbones"]
+SUBCOMMANDS = [
+    "embed",
+    "evaluate",
+    "data",
+    "run",
+    "neighbors",
+    "bench",
+    "report",
+    "analyze",
+    "demo",
+    "backbones",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
