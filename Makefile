@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 DATA ?= ../shared/data
 RUNS ?= runs
 export SEPT_CACHE_DIR ?= $(CURDIR)/.sept-cache
+# idle OpenMP threads sleep instead of spinning (benchmarks/README.md, "Threads")
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup demo demo-audio test test-fast lint clean wordnet
 

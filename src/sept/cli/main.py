@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from sept import __version__
@@ -48,7 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_openmp_threads() -> None:
+    """Let idle OpenMP threads sleep instead of spinning (must precede torch's import).
+
+    With the default policy, torch's threads busy-wait for each other, and on a machine whose
+    cores are shared (2-core CPUs, parallel sweeps) a training step runs up to 7x slower
+    (benchmarks/README.md, "Threads"). A user's own setting wins.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_openmp_threads()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
