@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from sept.data.sampling import resolve_subset, sample_few_shot
 from sept.errors import DataError
 from sept.utils.atomic import atomic_write_json
 from sept.utils.hashing import hash_json
+from sept.utils.paths import safe_name
 
 MANIFEST_VERSION = 1
 #: how the shots were drawn (bump if the sampler changes, so old manifests are never misread)
@@ -91,10 +91,6 @@ class Manifest:
             raise DataError(f"manifest {where} is malformed: {type(exc).__name__}: {exc}") from exc
 
 
-def _safe(part: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._") or "_"
-
-
 def manifest_path(
     run_root: str | os.PathLike[str],
     dataset: str,
@@ -106,8 +102,8 @@ def manifest_path(
 ) -> Path:
     """Where the manifest of these parameters lives (``subset``: a tag from :func:`resolve_subset`)."""
     fold_dir = "fold-none" if fold is None else f"fold-{fold}"
-    stem = f"k{shots}-seed{seed}-{_safe(subset)}" + ("-repl" if with_replacement else "")
-    return Path(run_root) / "manifests" / _safe(dataset) / fold_dir / f"{stem}.json"
+    stem = f"k{shots}-seed{seed}-{safe_name(subset)}" + ("-repl" if with_replacement else "")
+    return Path(run_root) / "manifests" / safe_name(dataset) / fold_dir / f"{stem}.json"
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import torch
 from sept.data.clips import Clip
 from sept.errors import ConfigError, DataError
 from sept.utils.atomic import atomic_write_json
+from sept.utils.paths import safe_name
 
 if TYPE_CHECKING:
     from sept.backbones.base import Backbone
@@ -45,10 +45,6 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 RESULTS_FORMAT = "sept-results/1"
 
 
-def _safe(part: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", part).strip("._") or "_"
-
-
 def run_dir(
     run_root: str | os.PathLike[str],
     protocol: str,
@@ -63,9 +59,9 @@ def run_dir(
     return (
         Path(run_root)
         / protocol
-        / _safe(dataset)
+        / safe_name(dataset)
         / fold_dir
-        / _safe(method)
+        / safe_name(method)
         / f"shots-{shots}"
         / f"seed-{seed}"
     )

@@ -12,3 +12,10 @@ def cache_root() -> Path:
         return Path(os.environ["SEPT_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "sept"
+
+
+def safe_name(part: str) -> str:
+    """One path component from a free-form name: other characters than ``A-Za-z0-9._+-`` become ``_``."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", part).strip("._") or "_"
