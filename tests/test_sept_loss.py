@@ -181,7 +181,7 @@ def test_sampling_per_step_and_per_class(tiny_clap, neighbor_file: Path) -> None
     gen = torch.Generator().manual_seed(3)
     default = make_method(configure("coop+sept", [f"sept.neighbors={neighbor_file}"]), tiny_clap)
     reg = default.regularizers["sept"]
-    assert reg.pairs_per_step == max(4, math.ceil(len(CLASSES) / 4))
+    assert reg.pairs_per_step == max(4, math.ceil(len(CLASSES) / 8))
     req = reg.extra_texts(CLASSES, gen)
     assert len(req.texts) == 4 and set(req.texts) <= set(reg.phrases)
     every = make_method(

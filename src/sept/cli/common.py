@@ -80,7 +80,7 @@ def backbone_from_args(args: argparse.Namespace):  # -> Backbone (import kept la
     return create_backbone(args.backbone, **parse_key_values(args.backbone_opt, "--backbone-opt"))
 
 
-def extract_from_args(backbone, clips, args: argparse.Namespace):  # -> FeatureSet
+def extract_from_args(backbone, clips, args: argparse.Namespace, keep_features: bool = True):  # -> FeatureSet
     from sept.features.extract import extract_features
 
     return extract_features(
@@ -92,4 +92,5 @@ def extract_from_args(backbone, clips, args: argparse.Namespace):  # -> FeatureS
         workers=args.workers,
         on_bad_audio=args.on_bad_audio,
         progress=not args.no_progress,
+        keep_features=keep_features,
     )

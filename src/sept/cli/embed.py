@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     clips = load_clips(args.data, args.root)
     start = time.perf_counter()
     backbone = backbone_from_args(args)
-    fs = extract_from_args(backbone, clips, args)
+    fs = extract_from_args(backbone, clips, args, keep_features=False)  # fill the cache, stream
     took = time.perf_counter() - start
     print(
         f"{len(fs.clips)} clips embedded with {backbone.identity} in {took:.1f} s: "

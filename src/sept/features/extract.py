@@ -2,7 +2,8 @@
 
 Decoding and resampling run in a thread pool (soundfile and soxr release the GIL) and overlap
 with the model; only a bounded number of batches is decoded ahead, so memory does not grow with
-the dataset. Features are cached batch by batch, so an interrupted run resumes where it stopped.
+the dataset. Cache entries are written (and fsynced) by a background thread, also overlapped with
+the model; features are cached batch by batch, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ def extract_features(
     bad: dict[int, str] = {}  # input index -> reason
     hits = computed = 0
     todo: list[_Loaded] = []
+    writes: deque[Future[None]] = deque()  # cache writes in flight, at most a few batches
 
     def skip(index: int, reason: str) -> None:
         if on_bad_audio == "fail":
@@ -160,27 +162,32 @@ def extract_features(
             if keep_features:
                 out[item.index] = vec
             if cache is not None:
-                cache.put(item.key, vec)
+                writes.append(writer.submit(cache.put, item.key, vec))
             computed += 1
         todo.clear()
+        while writes and (writes[0].done() or len(writes) > 4 * batch_size):
+            writes.popleft().result()  # re-raises a failed write (e.g. a full disk)
 
     bar = tqdm(total=len(clips), desc=f"embed [{backbone.name}]", unit="clip", disable=not progress)
-    for chunk in _prefetch(clips, backbone, cache, workers or default_workers(), batch_size):
-        for item in chunk:
-            if item.error is not None:
-                skip(item.index, item.error)
-            elif item.cached is not None:
-                filled[item.index] = True
-                if keep_features:
-                    out[item.index] = item.cached
-                item.cached = None
-                hits += 1
-            else:
-                todo.append(item)
-                if len(todo) >= batch_size:
-                    flush()
-        bar.update(len(chunk))
-    flush()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sept-cache-write") as writer:
+        for chunk in _prefetch(clips, backbone, cache, workers or default_workers(), batch_size):
+            for item in chunk:
+                if item.error is not None:
+                    skip(item.index, item.error)
+                elif item.cached is not None:
+                    filled[item.index] = True
+                    if keep_features:
+                        out[item.index] = item.cached
+                    item.cached = None
+                    hits += 1
+                else:
+                    todo.append(item)
+                    if len(todo) >= batch_size:
+                        flush()
+            bar.update(len(chunk))
+        flush()
+        while writes:
+            writes.popleft().result()
     bar.close()
     kept = np.flatnonzero(filled).tolist()
     if not keep_features:

@@ -55,7 +55,7 @@ class SeptOptions:
     per_step: int | None = option(
         None,
         "neighbour phrases encoded per step, drawn uniformly from all (class, phrase) pairs; "
-        "null: max(4, ceil(C / 4)), which keeps a step within 1.5x a CoOp step (benchmarks/README.md); "
+        "null: max(4, ceil(C / 8)), which keeps a step within 1.5x a CoOp step (benchmarks/README.md); "
         "0: all of them (the exact loss, slowest)",
         ge=0,
     )
@@ -163,7 +163,7 @@ class SeptRegularizer(Regularizer):
             return sum(min(opts.per_class, int((self.owner == i).sum())) for i in range(classes))
         if opts.per_step == 0:
             return total
-        want = opts.per_step if opts.per_step is not None else max(4, math.ceil(classes / 4))
+        want = opts.per_step if opts.per_step is not None else max(4, math.ceil(classes / 8))
         return min(want, total)
 
     def sample(self, generator: torch.Generator | None) -> torch.Tensor:
