@@ -195,7 +195,7 @@ def main() -> int:
     print(
         f"RESULT sept embed (the command as it is): process peak growth {b['process'] - a['process']:+.1f} MiB "
         f"= {(b['process'] - a['process']) / feats_mib:.2f}x the features (not checked: model loading alone "
-        "varies by about +-40 MiB between processes, and the command keeps the features it does not need)"
+        "varies by about +-40 MiB between processes)"
     )
     a, b = rows["stream", small], rows["stream", large]
     growth = (b["peak"] - b["before"]) - (a["peak"] - a["before"])
