@@ -3,8 +3,8 @@
 Every measurement is a fresh child process, on N distinct real clips (us8k-mini recordings plus
 gain-changed copies, so every file is a cache miss):
 
-- ``sept embed --data <CSV> --no-cache --no-progress``: the command itself; its peak RSS comes
-  from ``wait4`` (``ru_maxrss``). That peak includes loading the model, which varies by about
+- ``sept embed --data <CSV> --no-cache --no-progress``: the command itself, 3 runs per size (the
+  median is used); its peak RSS comes from ``wait4`` (``ru_maxrss``). That peak includes loading the model, which varies by about
   +-40 MiB from one process to the next on this machine (allocator and thread-arena effects), more
   than the 10,000 clips' features weigh, so the streaming check uses the next figure;
 - extraction: a child that does what ``sept embed`` does (load the backbone and the clip table,
@@ -19,8 +19,8 @@ gain-changed copies, so every file is a cache miss):
   the same way (RSS before ``fit``, peak during it).
 
 Target: extraction streams: the streaming extraction's peak above the process's RSS before it
-grows from 1,000 to 10,000 clips by less than the features of the 10,000 clips (N x D float32). Training holds the
-features it trains on; its growth is reported, not checked.
+grows from 1,000 to 10,000 clips by less than the features of the 10,000 clips (N x D float32).
+Training holds the features it trains on; its growth is reported, not checked.
 
     python benchmarks/bench_memory.py [--backbone offline|clap] [--sizes 1000 10000] [--quick]
 """
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import statistics
 import sys
 import tempfile
 import tracemalloc
@@ -119,7 +120,13 @@ def main() -> int:
     )
     parser.add_argument("--backbone", choices=["offline", "clap"], default="offline")
     parser.add_argument("--sizes", type=int, nargs=2, default=[1000, 10000], metavar=("SMALL", "LARGE"))
-    parser.add_argument("--quick", action="store_true", help="1,000 vs 3,000 clips")
+    parser.add_argument("--quick", action="store_true", help="1,000 vs 3,000 clips, one sept embed run each")
+    parser.add_argument(
+        "--cli-runs",
+        type=int,
+        default=3,
+        help="sept embed runs per size; their median peak is used (default 3)",
+    )
     parser.add_argument("--train-child", nargs=2, metavar=("CSV", "CACHE"), help=argparse.SUPPRESS)
     parser.add_argument("--embed-child", nargs=2, metavar=("CSV", "CACHE"), help=argparse.SUPPRESS)
     parser.add_argument("--stream-child", nargs=2, metavar=("CSV", "CACHE"), help=argparse.SUPPRESS)
@@ -131,7 +138,7 @@ def main() -> int:
     if args.stream_child:
         return embed_child(*args.stream_child, args.backbone, keep=False)
     if args.quick:
-        args.sizes = [1000, 3000]
+        args.sizes, args.cli_runs = [1000, 3000], 1
 
     check = benchlib.Check(
         f"peak memory, {args.sizes[0]:,} vs {args.sizes[1]:,} clips ({args.backbone} backbone)"
@@ -146,12 +153,15 @@ def main() -> int:
             cache = str(Path(tmp) / f"cache-{n}")
             cli = [sys.executable, "-m", "sept", "embed", "--data", csv, "--no-cache", "--no-progress",
                    *backbone_args(args.backbone)]  # fmt: skip
-            wall, rss, out = benchlib.run_child(cli)
-            rows["sept embed", n] = {"process": rss, "wall": wall}
-            print(
-                f"sept embed {n:>6,} clips: process peak RSS {rss:7.1f} MiB, {wall:6.1f} s "
-                f"| {out.strip().splitlines()[-1]}"
-            )
+            peaks = []
+            for _ in range(args.cli_runs):
+                wall, rss, out = benchlib.run_child(cli)
+                peaks.append(rss)
+                print(
+                    f"sept embed {n:>6,} clips: process peak RSS {rss:7.1f} MiB, {wall:6.1f} s "
+                    f"| {out.strip().splitlines()[-1]}"
+                )
+            rows["sept embed", n] = {"process": statistics.median(peaks), "wall": wall}
             for what in ("stream", "embed", "train"):
                 cache_of = cache + ("-stream" if what == "stream" else "")
                 cmd = [
@@ -193,7 +203,7 @@ def main() -> int:
         )
     a, b = rows["sept embed", small], rows["sept embed", large]
     print(
-        f"RESULT sept embed (the command as it is): process peak growth {b['process'] - a['process']:+.1f} MiB "
+        f"RESULT sept embed (median of {args.cli_runs} runs per size): process peak growth {b['process'] - a['process']:+.1f} MiB "
         f"= {(b['process'] - a['process']) / feats_mib:.2f}x the features (not checked: model loading alone "
         "varies by about +-40 MiB between processes)"
     )
