@@ -13,8 +13,8 @@ P (owner j, phrase) pairs, with T hand-written templates tau_t:
 
 Per step a random subset of the P neighbours is encoded (``per_step`` pairs, or ``per_class`` per
 class); the means then run over the sampled pairs, an unbiased estimate of the means over all
-pairs (``per_step: 0`` computes them exactly). The neighbours are encoded in the same batched
-text-tower forward as the class prompts. Nothing changes at inference and no parameter is added.
+pairs (``per_step: 0`` computes them exactly). The neighbours are encoded with the class prompts,
+each group padded to its own longest text (one forward unless splitting saves tokens). Nothing changes at inference and no parameter is added.
 
 Options left open by the paper, each documented in :class:`SeptOptions`: plain or squared hinge;
 pairs over all training classes or only those in the batch; CoCoOp's per-clip shift on the
