@@ -65,7 +65,7 @@ def step_fn(method, config, dim: int, num_classes: int, precision: str = "auto")
     """A closure running one training step on a fixed random batch (autocast as the Trainer does)."""
     import torch
 
-    from sept.training.trainer import autocast, build_optimizer
+    from sept.training.trainer import autocast, backward_and_step, build_optimizer
 
     device = method.backbone.device
     gen = torch.Generator().manual_seed(0)
@@ -81,14 +81,7 @@ def step_fn(method, config, dim: int, num_classes: int, precision: str = "auto")
     def step() -> None:
         with autocast(precision, device):
             loss, _ = method.training_loss(feats, labels, classnames, generator=gen)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        backward_and_step(loss, optimizer, scaler)
         if device.type == "cuda":
             torch.cuda.synchronize()
 

@@ -65,6 +65,18 @@ def learning_rate(epoch: int, optim: OptimConfig) -> tuple[float, bool]:
     return 0.5 * optim.lr * (1.0 + math.cos(math.pi * (epoch - optim.warmup_epochs) / span)), False
 
 
+def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: Any = None) -> None:
+    """One optimiser step on ``loss``, through the fp16 grad ``scaler`` when there is one."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The CPU generator of one epoch: batch order and any sampling in the losses."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -194,14 +206,7 @@ class Trainer:
                     loss, parts = method.training_loss(
                         feats[idx], labels[idx], classnames, epoch=epoch, generator=gen
                     )
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    optimizer.step()
+                backward_and_step(loss, optimizer, scaler)
                 k = int(idx.shape[0])
                 seen += k
                 total_loss += float(loss.detach()) * k
