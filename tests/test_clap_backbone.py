@@ -127,6 +127,16 @@ def test_embed_audio_is_deterministic_and_batch_independent(backbone: ClapBackbo
     torch.testing.assert_close(in_batch[1], first[0], atol=1e-5, rtol=1e-5)
 
 
+def test_audio_inputs_then_embed_equals_embed_audio(backbone: ClapBackbone) -> None:
+    clips = [_noise(0.3, 1), _noise(1.0, 2), _noise(2.7, 3)]
+    inputs = [backbone.audio_inputs(c) for c in clips]
+    assert all(x.dtype == np.float32 and x.ndim == 3 and x.shape[0] == 1 for x in inputs)  # [1, T, mels]
+    torch.testing.assert_close(
+        backbone.embed_audio_inputs(inputs), backbone.embed_audio(clips), atol=0, rtol=0
+    )
+    assert backbone.embed_audio_inputs([]).shape == (0, TINY_EMBED_DIM)
+
+
 def test_long_clip_is_center_cropped_and_short_clip_repeated(backbone: ClapBackbone) -> None:
     n = TINY_SAMPLE_RATE
     long_clip = _noise(2.5, 3)
@@ -150,6 +160,9 @@ def test_fused_model_path_is_deterministic(tmp_path: Path) -> None:
     torch.testing.assert_close(batch, alone, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(batch.norm(dim=-1), torch.ones(3))
     assert fused.identity_settings()["truncation"] == "fusion"
+    inputs = [fused.audio_inputs(c) for c in clips]
+    assert all(x.shape[0] == 4 for x in inputs)  # the fused extractor's four mel views
+    torch.testing.assert_close(fused.embed_audio_inputs(inputs), batch, atol=0, rtol=0)
 
 
 # ---- frozen, eval mode ----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,24 @@ def test_interrupted_or_corrupt_entries_are_recomputed(tone_dataset: Path, tmp_p
     np.testing.assert_allclose(again.features.numpy(), ref.features.numpy(), atol=1e-6)
 
 
+def test_entries_that_fail_the_read_checks_are_misses(tmp_path: Path) -> None:
+    cache = FeatureCache(tmp_path, "ident")
+    unit = np.full(300, 1 / np.sqrt(300), dtype=np.float32)  # 1.2 KB of data after the header
+    for key in ("a0", "a1", "a2", "a3", "a4"):
+        cache.put(key * 16, unit)
+    np.testing.assert_array_equal(cache.get("a0" * 16), unit)
+    path = lambda key: tmp_path / "ident" / key / f"{key * 16}.npy"  # noqa: E731
+    torn = bytearray(path("a1").read_bytes())
+    torn[-600:] = bytes(600)  # the tail never reached the disk (operating-system crash)
+    path("a1").write_bytes(bytes(torn))
+    path("a2").write_bytes(b"")  # the rename reached the disk, the data did not
+    np.save(path("a3"), unit.astype(np.float64))  # not what sept writes
+    np.save(path("a4"), unit * 2)  # not a unit vector
+    for key in ("a1", "a2", "a3", "a4"):
+        assert cache.get(key * 16) is None, key
+    assert not list(tmp_path.glob("ident/*/.*.tmp"))  # no temporary file left behind
+
+
 def test_cache_entries_are_plain_npy_without_pickle(tmp_path: Path) -> None:
     cache = FeatureCache(tmp_path, "ident")
     cache.put("ab" * 16, np.arange(4, dtype=np.float32))
@@ -102,6 +121,27 @@ def test_skipped_clips_keep_the_order_of_the_rest(tone_dataset: Path, tmp_path: 
     one_by_one = [extract_features(BandEnergyBackbone(), [c], use_cache=False, progress=False) for c in good]
     expected = np.concatenate([f.features.numpy() for f in one_by_one])
     np.testing.assert_allclose(fs.features.numpy(), expected, atol=1e-6)
+
+
+class _ThreadRecordingBackbone(BandEnergyBackbone):
+    """Computes its per-clip input (the spectrum) in ``audio_inputs`` and records the threads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.input_threads: set[str] = set()
+
+    def audio_inputs(self, wave: np.ndarray) -> np.ndarray:
+        self.input_threads.add(threading.current_thread().name)
+        return wave.copy()
+
+
+def test_audio_inputs_run_in_the_decoding_threads(tone_dataset: Path, tmp_path: Path) -> None:
+    clips = load_clips(tone_dataset / "meta.csv")
+    bb = _ThreadRecordingBackbone()
+    fs = extract_features(bb, clips, tmp_path / "c", batch_size=3, workers=2, progress=False)
+    assert bb.input_threads and all(name.startswith("sept-decode") for name in bb.input_threads)
+    ref = extract_features(BandEnergyBackbone(), clips, use_cache=False, progress=False)
+    np.testing.assert_allclose(fs.features.numpy(), ref.features.numpy(), atol=1e-6)
 
 
 def test_keep_features_false_only_fills_the_cache(tone_dataset: Path, tmp_path: Path) -> None:

@@ -188,6 +188,38 @@ def test_runner_reads_quantisation_from_the_graph_and_batches(tmp_path: Path) ->
     np.testing.assert_array_equal(np.concatenate(model(waves).logits), np.concatenate(out.logits))
 
 
+def test_clip_input_quantises_frames_once_with_the_same_result(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    archive, _, _ = _tiny_quantised_yamnet(tmp_path)
+    model = Y.YamnetOnnx(archive, tmp_path / "map.csv", num_threads=1, cache_root=tmp_path / "cache")
+    waves = [noise(0.3, seed=1), noise(2.5, seed=2, amp=0.01), tone(500, 1.7), noise(6.1, seed=4)]
+    inputs = [model.clip_input(w) for w in waves]
+    for wave, x in zip(waves, inputs, strict=True):
+        expected = model.model_input(Y.waveform_to_patches(wave))
+        assert x.dtype == np.uint8 and x.shape == expected.shape and x.shape[1:] == (1, 96, 64)
+        np.testing.assert_array_equal(x, expected)
+    np.testing.assert_array_equal(
+        np.concatenate(model.run_clips(inputs).logits), np.concatenate(model(waves).logits)
+    )
+    assert model.run_clips([]).logits == []
+
+
+def test_magnitude_is_within_an_ulp_of_complex_abs() -> None:
+    wave = noise(3.0, seed=5)
+    spec = torch.stft(
+        torch.from_numpy(wave),
+        Y.N_FFT,
+        Y.HOP_LENGTH,
+        Y.WIN_LENGTH,
+        torch.hann_window(Y.WIN_LENGTH, periodic=True),
+        center=False,
+        return_complex=True,
+    )
+    mel = torch.from_numpy(Y.mel_filter_bank()).T @ spec.abs()
+    reference = torch.log(mel + Y.LOG_OFFSET).T.numpy()
+    np.testing.assert_allclose(Y.log_mel_spectrogram(wave), reference, rtol=1e-5, atol=1e-5)
+
+
 # ---- label bridge ------------------------------------------------------------------------------
 def test_bridge_weights_are_distributions() -> None:
     p = np.random.default_rng(0).uniform(0, 1, (4, 521)).astype(np.float32)
@@ -246,6 +278,17 @@ def test_embed_audio_shapes_norms_determinism_and_batching(backbone) -> None:
     one_by_one = torch.cat([backbone.embed_audio([w]) for w in waves])
     torch.testing.assert_close(one_by_one, feats, rtol=1e-5, atol=1e-6)
     assert backbone.embed_audio([]).shape == (0, 384)
+
+
+@needs_real
+def test_audio_inputs_then_embed_equals_embed_audio(backbone) -> None:
+    waves = [backbone.prepare_audio(w) for w in (tone(1000, 2.0), noise(4.0), noise(11.0, seed=2))]
+    inputs = [backbone.audio_inputs(w) for w in waves]
+    assert all(x.dtype == np.uint8 and x.shape[1:] == (1, 96, 64) for x in inputs)
+    torch.testing.assert_close(
+        backbone.embed_audio_inputs(inputs), backbone.embed_audio(waves), rtol=0, atol=0
+    )
+    assert backbone.embed_audio_inputs([]).shape == (0, 384)
 
 
 @needs_real

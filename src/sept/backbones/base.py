@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,6 +87,20 @@ class Backbone(nn.Module, ABC):
     @abstractmethod
     def embed_audio(self, waves: list[np.ndarray]) -> torch.Tensor:
         """Normalised audio features [B, D] for prepared mono waveforms (each [S_b] at ``sample_rate``)."""
+
+    def audio_inputs(self, wave: np.ndarray) -> Any:
+        """The audio tower's input for one prepared waveform [S], computed on the CPU (thread-safe).
+
+        Feature extraction calls it in its decoding threads, so a backbone whose front end
+        (a mel spectrogram, patches, quantisation) is costly overlaps it with the model.
+        ``embed_audio_inputs([audio_inputs(w) for w in waves])`` equals ``embed_audio(waves)``.
+        Default: the waveform itself.
+        """
+        return wave
+
+    def embed_audio_inputs(self, inputs: list[Any]) -> torch.Tensor:
+        """Normalised audio features [B, D] from per-clip :meth:`audio_inputs` results."""
+        return self.embed_audio(inputs)
 
     # ---- text tower ------------------------------------------------------------------------
     @abstractmethod

@@ -134,22 +134,29 @@ class ClapBackbone(Backbone):
         Each wave is fitted to the window first (a no-op for prepared waves), so every clip is
         exactly ``max_length_s`` long and the result is deterministic and batch-independent.
         """
-        device = self.device
-        if len(waves) == 0:
-            return torch.zeros(0, self.embed_dim, device=device)
-        fitted = [self.window.fit(w, self.sample_rate) for w in waves]
-        n = fitted[0].shape[0]
-        mels = self.feature_extractor(
-            fitted,
+        return self.embed_audio_inputs([self.audio_inputs(w) for w in waves])
+
+    def audio_inputs(self, wave: np.ndarray) -> np.ndarray:
+        """The feature extractor's mel input [C, T, M] (float32; C = 4 when fused, else 1) for one wave [S]."""
+        fitted = self.window.fit(wave, self.sample_rate)
+        mel = self.feature_extractor(
+            [fitted],
             sampling_rate=self.sample_rate,
             truncation=self._truncation,
             padding="repeatpad",
-            max_length=n,
+            max_length=fitted.shape[0],
             return_tensors="np",
         )["input_features"]
-        mel = torch.from_numpy(np.asarray(mels, dtype=np.float32)).to(device=device, dtype=self._dtype)
+        return np.asarray(mel[0], dtype=np.float32)
+
+    def embed_audio_inputs(self, inputs: list[np.ndarray]) -> torch.Tensor:
+        """Normalised audio features [B, D] (float32) from per-clip mel inputs (:meth:`audio_inputs`)."""
+        device = self.device
+        if len(inputs) == 0:
+            return torch.zeros(0, self.embed_dim, device=device)
+        mel = torch.from_numpy(np.stack(inputs)).to(device=device, dtype=self._dtype)  # [B, C, T, M]
         # never "longer": the extractor's own flag is random for fused models when no clip is longer
-        is_longer = torch.zeros(len(fitted), 1, dtype=torch.bool, device=device)
+        is_longer = torch.zeros(len(inputs), 1, dtype=torch.bool, device=device)
         with torch.no_grad():
             pooled = self.model.audio_model(input_features=mel, is_longer=is_longer).pooler_output
             feats = self.model.audio_projection(pooled)

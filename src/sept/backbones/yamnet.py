@@ -70,6 +70,7 @@ def front_end_settings() -> dict[str, object]:
             "hop_length": HOP_LENGTH,
             "n_fft": N_FFT,
             "window": "hann-periodic",
+            "magnitude": "sqrt(re^2+im^2)",
         },
         "mel": {"n_mels": N_MELS, "f_min": F_MIN, "f_max": F_MAX, "scale": "htk", "triangles": "hz"},
         "log_offset": LOG_OFFSET,
@@ -119,8 +120,10 @@ def log_mel_spectrogram(wave: np.ndarray) -> np.ndarray:
             window=torch.hann_window(WIN_LENGTH, periodic=True),
             center=False,
             return_complex=True,
-        ).abs()  # [257, F]
-        mel = torch.from_numpy(mel_filter_bank()).T @ spec  # [64, F]
+        )  # [257, F]
+        # |X| as sqrt(re^2 + im^2): half the time of torch's complex abs (hypot), within an ulp
+        magnitude = (spec.real.square() + spec.imag.square()).sqrt()
+        mel = torch.from_numpy(mel_filter_bank()).T @ magnitude  # [64, F]
         return torch.log(mel + LOG_OFFSET).T.contiguous().numpy()
 
 
@@ -134,10 +137,15 @@ def patch_starts(num_frames: int) -> list[int]:
     return starts
 
 
+def patch_index(num_frames: int) -> np.ndarray:
+    """Frame indices [P, 96] of each patch (see :func:`patch_starts`)."""
+    return np.asarray(patch_starts(num_frames))[:, None] + np.arange(PATCH_FRAMES)
+
+
 def waveform_to_patches(wave: np.ndarray) -> np.ndarray:
     """Log-mel patches [P, 96, 64] (float32) of a mono 16 kHz waveform [S]."""
     frames = log_mel_spectrogram(wave)
-    return np.stack([frames[s : s + PATCH_FRAMES] for s in patch_starts(frames.shape[0])])
+    return frames[patch_index(frames.shape[0])]
 
 
 # ---- model files -------------------------------------------------------------------------------
@@ -457,16 +465,33 @@ class YamnetOnnx:
         return self._output_q
 
     # -- running -------------------------------------------------------------------------------
-    def run_patches(
-        self, patches: np.ndarray, with_embeddings: bool = False
+    def quantise(self, x: np.ndarray) -> np.ndarray:
+        """Log-mel values (any shape) as the graph takes them: uint8 when quantised, else float32."""
+        x = np.asarray(x, dtype=np.float32)
+        if self._input_q is None:
+            return x
+        q = self._input_q
+        return np.clip(np.round(x / q.scale + q.zero_point), 0, 255).astype(np.uint8)
+
+    def model_input(self, patches: np.ndarray) -> np.ndarray:
+        """The graph's input [P, 1, 96, 64] (uint8 when quantised, else float32) for patches [P, 96, 64]."""
+        return self.quantise(patches)[:, None, :, :]
+
+    def clip_input(self, wave: np.ndarray) -> np.ndarray:
+        """The graph's input [P, 1, 96, 64] for one mono 16 kHz waveform [S] (front end + quantisation).
+
+        Equals ``model_input(waveform_to_patches(wave))``; quantises each frame once, not once per
+        patch it falls in (patches overlap by half).
+        """
+        frames = self.quantise(log_mel_spectrogram(wave))  # [F, 64]
+        return frames[patch_index(frames.shape[0])][:, None, :, :]
+
+    def run_inputs(
+        self, x: np.ndarray, with_embeddings: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Logits [P, 521] (and embeddings [P, 1024]) for log-mel patches [P, 96, 64], in chunks."""
+        """Logits [P, 521] (and embeddings [P, 1024]) for graph inputs [P, 1, 96, 64], in chunks."""
         if with_embeddings and not self._has_embedding:
             raise ModelFileError(f"{str(self.path)!r} has no tensor {EMBEDDING_TENSOR!r} for embeddings")
-        x = patches[:, None, :, :].astype(np.float32)
-        if self._input_q is not None:
-            q = self._input_q
-            x = np.clip(np.round(x / q.scale + q.zero_point), 0, 255).astype(np.uint8)
         inp = self._session.get_inputs()[0].name
         names = [self._session.get_outputs()[0].name] + ([EMBEDDING_TENSOR] if with_embeddings else [])
         logits, embeds = [], []
@@ -481,14 +506,23 @@ class YamnetOnnx:
         emb = np.concatenate(embeds).reshape(x.shape[0], -1) if with_embeddings else None
         return out.astype(np.float32), emb
 
+    def run_patches(
+        self, patches: np.ndarray, with_embeddings: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits [P, 521] (and embeddings [P, 1024]) for log-mel patches [P, 96, 64], in chunks."""
+        return self.run_inputs(self.model_input(patches), with_embeddings)
+
+    def run_clips(self, inputs: list[np.ndarray], with_embeddings: bool = False) -> YamnetOutput:
+        """Per-clip results for per-clip graph inputs (each [P_b, 1, 96, 64], from :meth:`clip_input`)."""
+        if not inputs:
+            return YamnetOutput([], [] if with_embeddings else None)
+        counts = np.cumsum([x.shape[0] for x in inputs])[:-1]
+        logits, emb = self.run_inputs(np.concatenate(inputs), with_embeddings)
+        return YamnetOutput(np.split(logits, counts), np.split(emb, counts) if emb is not None else None)
+
     def __call__(self, waves: list[np.ndarray], with_embeddings: bool = False) -> YamnetOutput:
         """Run mono 16 kHz waveforms (each [S_b], any length) through the model in as few runs as possible."""
-        per_clip = [waveform_to_patches(w) for w in waves]
-        if not per_clip:
-            return YamnetOutput([], [] if with_embeddings else None)
-        counts = np.cumsum([p.shape[0] for p in per_clip])[:-1]
-        logits, emb = self.run_patches(np.concatenate(per_clip), with_embeddings)
-        return YamnetOutput(np.split(logits, counts), np.split(emb, counts) if emb is not None else None)
+        return self.run_clips([self.clip_input(w) for w in waves], with_embeddings)
 
     def settings(self) -> dict[str, object]:
         """Identity of the audio tower: weights hash and front end."""

@@ -171,9 +171,17 @@ class YamnetMiniLMBackbone(Backbone):
     # ---- audio tower ---------------------------------------------------------------------------
     def embed_audio(self, waves: list[np.ndarray]) -> torch.Tensor:
         """Normalised audio features [B, D] for prepared mono 16 kHz waveforms (each [S_b])."""
-        if len(waves) == 0:
+        return self.embed_audio_inputs([self.audio_inputs(w) for w in waves])
+
+    def audio_inputs(self, wave: np.ndarray) -> np.ndarray:
+        """YAMNet's (quantised) log-mel patches [P, 1, 96, 64] for a prepared waveform [S]."""
+        return self.yamnet.clip_input(wave)
+
+    def embed_audio_inputs(self, inputs: list[np.ndarray]) -> torch.Tensor:
+        """Normalised audio features [B, D] from per-clip patches (:meth:`audio_inputs`)."""
+        if len(inputs) == 0:
             return torch.zeros(0, self.embed_dim, device=self.label_embeddings.device)
-        return self.bridge_features(self.audio_posteriors(waves))
+        return self.bridge_features(self.yamnet.run_clips(inputs).clip_scores())
 
     # ---- text tower ----------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> TokenBatch:

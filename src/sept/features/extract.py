@@ -1,7 +1,8 @@
 """Embed a list of clips with a frozen audio tower, through the feature cache.
 
-Decoding and resampling run in a thread pool (soundfile and soxr release the GIL) and overlap
-with the model; only a bounded number of batches is decoded ahead, so memory does not grow with
+Decoding, resampling and the backbone's front end (``Backbone.audio_inputs``: mel spectrograms,
+patches) run in a thread pool (soundfile, soxr, numpy and torch release the GIL) and overlap with
+the model; only a bounded number of batches is decoded ahead, so memory does not grow with
 the dataset. Cache entries are written (and fsynced) by a background thread, also overlapped with
 the model; features are cached batch by batch, so an interrupted run resumes where it stopped.
 """
@@ -15,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -31,6 +32,8 @@ from sept.utils.hashing import hash_bytes
 log = logging.getLogger(__name__)
 
 OnBadAudio = Literal["skip", "fail"]
+#: niceness added to decoding threads (see ``_yield_to_model``)
+DECODER_NICENESS = 19
 
 
 @dataclass
@@ -54,12 +57,12 @@ class _Loaded:
     index: int
     key: str
     cached: np.ndarray | None = None
-    wave: np.ndarray | None = None
+    inputs: Any = None  # the audio tower's input (Backbone.audio_inputs)
     error: str | None = None
 
 
 def _load_one(index: int, clip: Clip, backbone: Backbone, cache: FeatureCache | None) -> _Loaded:
-    """Read, hash, look up the cache; decode and fit only on a miss."""
+    """Read, hash, look up the cache; on a miss decode, fit and compute the tower's input."""
     try:
         data = Path(clip.path).read_bytes()
     except OSError as exc:
@@ -73,7 +76,7 @@ def _load_one(index: int, clip: Clip, backbone: Backbone, cache: FeatureCache | 
         wave = decode_audio(data, backbone.sample_rate, clip.path)
     except AudioDecodeError as exc:
         return _Loaded(index, key, error=exc.reason)
-    return _Loaded(index, key, wave=backbone.prepare_audio(wave))
+    return _Loaded(index, key, inputs=backbone.audio_inputs(backbone.prepare_audio(wave)))
 
 
 def _prefetch(
@@ -98,6 +101,11 @@ def _prefetch(
             done = pending.popleft().result()
             submit_next()
             yield done
+
+
+def _put_all(cache: FeatureCache, entries: list[tuple[str, np.ndarray]]) -> None:
+    for key, vec in entries:
+        cache.put(key, vec)
 
 
 def default_workers() -> int:
@@ -140,7 +148,7 @@ def extract_features(
     bad: dict[int, str] = {}  # input index -> reason
     hits = computed = 0
     todo: list[_Loaded] = []
-    writes: deque[Future[None]] = deque()  # cache writes in flight, at most a few batches
+    writes: deque[Future[None]] = deque()  # one cache-writing task per batch, at most a few in flight
 
     def skip(index: int, reason: str) -> None:
         if on_bad_audio == "fail":
@@ -153,7 +161,8 @@ def extract_features(
         if not todo:
             return
         with torch.inference_mode():
-            feats = backbone.embed_audio([item.wave for item in todo]).float().cpu().numpy()
+            feats = backbone.embed_audio_inputs([item.inputs for item in todo]).float().cpu().numpy()
+        entries: list[tuple[str, np.ndarray]] = []
         for item, vec in zip(todo, feats, strict=True):
             if not np.isfinite(vec).all():  # e.g. samples near the float32 limit overflow a mel filter
                 skip(item.index, "the audio tower gave non-finite features (NaN or inf) for it")
@@ -161,11 +170,12 @@ def extract_features(
             filled[item.index] = True
             if keep_features:
                 out[item.index] = vec
-            if cache is not None:
-                writes.append(writer.submit(cache.put, item.key, vec))
+            entries.append((item.key, vec))
             computed += 1
         todo.clear()
-        while writes and (writes[0].done() or len(writes) > 4 * batch_size):
+        if cache is not None and entries:
+            writes.append(writer.submit(_put_all, cache, entries))
+        while writes and (writes[0].done() or len(writes) > 4):
             writes.popleft().result()  # re-raises a failed write (e.g. a full disk)
 
     bar = tqdm(total=len(clips), desc=f"embed [{backbone.name}]", unit="clip", disable=not progress)
