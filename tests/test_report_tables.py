@@ -221,3 +221,38 @@ def test_retention_is_reported_when_runs_record_it(tmp_path):
         statistics.stdev([0.5, 0.7])
     )
     assert rows["zeroshot"][5] is None and "| – |" in per_dataset.to_markdown()
+
+
+def test_files_left_out_are_summed_and_listed(b2n_root, tmp_path):
+    folder = write_result(
+        b2n_root, "base2new", "C", None, "coop", 0, {"base": 50.0, "new": 40.0, "h": h(50, 40)}
+    )
+    data = json.loads((folder / "results.json").read_text())
+    data["train"] = {"num_skipped": 2}
+    data["base"] = {"num_skipped": 0}
+    data["new"] = {"num_skipped": 3}
+    (folder / "results.json").write_text(json.dumps(data))
+    xd = write_result(
+        b2n_root, "xd", "A", 1, "coop", 0, {"source": 90.0, "targets": {"B": 40.0}, "mean_target": 40.0}
+    )
+    data = json.loads((xd / "results.json").read_text())
+    data["targets"] = {"B": {"num_skipped": 4}}
+    (xd / "results.json").write_text(json.dumps(data))
+
+    records = {r.path.parent: r for r in collect_run_root(b2n_root)}
+    assert records[folder].skipped == {"train": 2, "new": 3} and records[folder].num_skipped == 5
+    assert records[xd].skipped == {"target:B": 4}
+    assert sum(r.num_skipped for r in records.values()) == 9  # the other runs left nothing out
+
+    said: list[str] = []
+    report = build_report(b2n_root, tmp_path / "out", plots=False, echo=said.append)
+    assert any("2 run(s) left 9 undecodable audio file(s)" in s for s in said)
+    md = report.markdown.read_text()
+    assert "| base2new/C/fold-none/coop/shots-16/seed-0 | train 2, new 3 | 5 |" in md
+    assert "| xd/A/fold-1/coop/shots-16/seed-0 | target:B 4 | 4 |" in md
+    assert "Files left out" in report.html.read_text()
+
+
+def test_report_without_skipped_files_has_no_such_section(b2n_root, tmp_path):
+    report = build_report(b2n_root, tmp_path / "out", plots=False, echo=lambda s: None)
+    assert "left out" not in report.markdown.read_text() and "Files left out" not in report.html.read_text()

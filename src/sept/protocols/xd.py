@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sept.errors import DataError
@@ -17,14 +18,10 @@ from sept.protocols.common import (
     FeatureStore,
     ProtocolSettings,
     evaluate,
-    finished_results,
     labelled_set,
-    prepare_run_dir,
-    run_dir,
-    run_header,
-    train_run,
     write_results,
 )
+from sept.protocols.runs import ProtocolRun, run_each, train_on_shots
 
 if TYPE_CHECKING:
     from sept.backbones.base import Backbone
@@ -48,7 +45,6 @@ def run_xd(
     store: FeatureStore | None = None,
 ) -> list[dict[str, Any]]:
     """One result dict per (source fold, seed) with ``source`` and ``targets`` {name: metrics}."""
-    from sept.data.manifest import few_shot_manifest, manifest_clips
     from sept.training.checkpoint import load_prompt
 
     targets = [t for t in targets if t.name != source.name]
@@ -74,56 +70,31 @@ def run_xd(
                 metrics[t.name]["fold"] = tsplit.fold
         return metrics
 
-    out = []
-    for fold in settings.folds_of(source.folds):
-        split = None
-        for seed in settings.seeds:
-            config = settings.config(method, PROTOCOL, seed, backbone, source.name)
-            directory = run_dir(
-                settings.run_root, PROTOCOL, source.name, fold, config.method, settings.shots, seed
-            )
-            done = finished_results(directory, config, settings.force)
-            if done is not None:
-                missing = {t.name for t in targets} - set(done["targets"])
-                if missing:  # evaluate the saved prompt on the new targets only
-                    trained, _ = load_prompt(directory / PROMPT_FILE, backbone)
-                    done["targets"].update(evaluate_targets(trained, config, missing))
-                    done["summary"] = _summary(done["source"], done["targets"])
-                    write_results(directory, done)
-                else:
-                    log.info("finished already: %s", directory)
-                out.append(done)
-                continue
-            split = split or source.split(fold)
-            prepare_run_dir(directory, config, settings.force)
-            train = None
-            manifest_path = None
-            if config.spec.trains:
-                manifest, manifest_path = few_shot_manifest(
-                    split,
-                    shots=settings.shots,
-                    seed=seed,
-                    run_root=settings.run_root,
-                    subset="all",
-                    with_replacement=settings.with_replacement,
-                )
-                train = labelled_set(store, manifest_clips(manifest, split), split, "train")
-            trained, info = train_run(directory, config, backbone, train, list(split.readable))
-            info["manifest"] = str(manifest_path) if manifest_path else None
-            source_metrics = evaluate(trained, labelled_set(store, split.test, split, "test"), config)
-            target_metrics = evaluate_targets(trained, config, {t.name for t in targets})
-            results = {
-                **run_header(
-                    PROTOCOL, source.name, split.fold, config, settings.shots, seed, backbone, trained
-                ),
-                "train": info,
-                "source": source_metrics,
-                "targets": target_metrics,
-                "summary": _summary(source_metrics, target_metrics),
-            }
-            write_results(directory, results)
-            out.append(results)
-    return out
+    def body(run: ProtocolRun) -> dict[str, Any]:
+        split = run.split
+        trained, info = train_on_shots(run, backbone, store, settings, split, subset="all")
+        source_metrics = evaluate(trained, labelled_set(store, split.test, split, "test"), run.config)
+        target_metrics = evaluate_targets(trained, run.config, {t.name for t in targets})
+        return {
+            **run.header(settings, backbone, trained),
+            "train": info,
+            "source": source_metrics,
+            "targets": target_metrics,
+            "summary": _summary(source_metrics, target_metrics),
+        }
+
+    def add_missing_targets(done: dict[str, Any], config: RunConfig, directory: Path) -> dict[str, Any]:
+        """A finished run: evaluate its saved prompt on targets it has no results for yet."""
+        missing = {t.name for t in targets} - set(done["targets"])
+        if missing:
+            log.info("adding targets %s to %s", sorted(missing), directory)
+            trained, _ = load_prompt(directory / PROMPT_FILE, backbone)
+            done["targets"].update(evaluate_targets(trained, config, missing))
+            done["summary"] = _summary(done["source"], done["targets"])
+            write_results(directory, done)
+        return done
+
+    return run_each(PROTOCOL, backbone, source, method, settings, body, revisit=add_missing_targets)
 
 
 def _summary(source: dict[str, Any], targets: dict[str, Any]) -> dict[str, Any]:

@@ -216,11 +216,49 @@ def _geometry_figures(
 
 
 # ---- the report -------------------------------------------------------------------------------
-def _markdown(tables: Sequence[Table], run_root: Path, n_runs: int) -> str:
+def _skipped_rows(records: Sequence[RunRecord], run_root: Path) -> list[tuple[str, str, int]]:
+    """(run folder, parts with counts, total) of every run that left undecodable files out."""
+    rows = []
+    for r in records:
+        if r.num_skipped:
+            folder = r.path.parent
+            with contextlib.suppress(ValueError):
+                folder = folder.relative_to(run_root)
+            parts = ", ".join(f"{name} {n}" for name, n in r.skipped.items())
+            rows.append((str(folder), parts, r.num_skipped))
+    return rows
+
+
+def _skipped_intro(rows: Sequence[tuple[str, str, int]]) -> str:
+    total = sum(n for _, _, n in rows)
+    return (
+        f"{len(rows)} run(s) left {total} undecodable audio file(s) out of training or evaluation "
+        "(each run's results.json lists the files and the reasons). Their accuracies are over the clips "
+        "that could be read."
+    )
+
+
+def _markdown(
+    tables: Sequence[Table], run_root: Path, n_runs: int, skipped: Sequence[tuple[str, str, int]]
+) -> str:
     lines = [f"# sept report: {run_root}", "", f"{n_runs} finished runs. Numbers are accuracies in %.", ""]
+    if skipped:
+        lines += [f"**Files left out.** {_skipped_intro(skipped)} See the end of this report.", ""]
     for t in tables:
         lines += [t.to_markdown(), ""]
+    if skipped:
+        lines += ["## Files left out", "", "| run | files left out | total |", "|---|---|---:|"]
+        lines += [f"| {folder} | {parts} | {n} |" for folder, parts, n in skipped]
+        lines.append("")
     return "\n".join(lines)
+
+
+def _skipped_html(rows: Sequence[tuple[str, str, int]]) -> str:
+    body = "".join(
+        f"<tr><td><code>{html.escape(folder)}</code></td><td>{html.escape(parts)}</td><td>{n}</td></tr>"
+        for folder, parts, n in rows
+    )
+    return f"<table><thead><tr><th>run</th><th>files left out</th><th>total</th></tr></thead><tbody>{body}</tbody></table>"
 
 
 def build_report(
@@ -243,7 +281,10 @@ def build_report(
     for t in tables:
         atomic_write_text(out / "tables" / f"{t.key}.csv", t.to_csv())
         atomic_write_text(out / "tables" / f"{t.key}.tex", t.to_latex())
-    md = atomic_write_text(out / "report.md", _markdown(tables, run_root, len(records)))
+    skipped = _skipped_rows(records, run_root)
+    if skipped:
+        echo(f"warning: {_skipped_intro(skipped)}")
+    md = atomic_write_text(out / "report.md", _markdown(tables, run_root, len(records), skipped))
     sections: list[Section] = []
     figures: list[Figure] = []
     for protocol in ("base2new", "fewshot", "xd"):
@@ -274,6 +315,8 @@ def build_report(
                     figures=geo,
                 )
             )
+    if skipped:
+        sections.append(Section("Files left out", _skipped_intro(skipped), tables=[_skipped_html(skipped)]))
     backbones = sorted({r.backbone for r in records})
     meta = [
         f"Run root <code>{html.escape(str(run_root))}</code> · {len(records)} finished runs · backbone "

@@ -45,6 +45,26 @@ class RunRecord:
     backbone: str
     metrics: dict[str, float] = field(hash=False)
     path: Path = field(hash=False, compare=False)
+    #: undecodable files the run left out, by part ("train", "test", "base", "new", "source",
+    #: "target:<dataset>"); only parts that left some out
+    skipped: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def num_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+
+#: the evaluated parts of each protocol's results (each holds ``num_skipped``)
+_EVALUATED = {"base2new": ("base", "new"), "fewshot": ("test",), "xd": ("source",)}
+
+
+def _skipped(protocol: str, data: dict[str, Any]) -> dict[str, int]:
+    parts = {"train": data.get("train")}
+    parts.update({name: data.get(name) for name in _EVALUATED[protocol]})
+    if protocol == "xd":
+        parts.update({f"target:{t}": m for t, m in (data.get("targets") or {}).items()})
+    counts = {name: int((part or {}).get("num_skipped") or 0) for name, part in parts.items()}
+    return {name: n for name, n in counts.items() if n}
 
 
 def _metrics(protocol: str, data: dict[str, Any]) -> dict[str, float]:
@@ -79,6 +99,7 @@ def read_record(path: str | os.PathLike[str]) -> RunRecord:
             backbone=str(data.get("backbone", "?")),
             metrics=_metrics(protocol, data),
             path=path,
+            skipped=_skipped(protocol, data),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(
