@@ -76,6 +76,7 @@ def test_inline_config_applies_to_the_methods_that_have_the_component(tones, tmp
         ({"datasets": [{"name": "us8k-mini", "rooot": "x"}]}, r"datasets\[0\]: unknown key\(s\) rooot"),
         ({"executor": {"kind": "slurm"}}, "executor.kind: 'slurm'"),
         ({"colour": "blue"}, r"top level: unknown key\(s\) colour"),
+        ({"on_bad_audio": "ignore"}, "on_bad_audio: expected skip or fail"),
         ({"config": {"optim": {}}, "config_file": "x.yaml"}, "not both"),
         ({"methods": ["coop", "coop"]}, "appears twice"),
     ],

@@ -160,3 +160,28 @@ def test_report_of_a_sweep_has_readable_figures(bench_env, tmp_path):
     for png in report.figures:
         assert f"figures/{png.name}" in page
     assert "Semantic structure" in page and "coop+sept" in page
+
+
+def test_on_bad_audio_skip_counts_files_and_fail_stops_before_any_run(bench_env, tmp_path):
+    from sept.errors import AudioDecodeError
+    from tests.test_methods_support import make_tone_dataset
+
+    csv = make_tone_dataset(tmp_path / "tones", per_class=6, folds=2)
+    broken = next((tmp_path / "tones" / "audio").glob("*/0.wav"))  # in fold 1: a test clip of the run
+    broken.write_bytes(b"RIFF not really a wav")
+    extra = {"datasets": [{"data": str(csv)}], "methods": ["zeroshot"], "folds": [1], "seeds": [0]}
+    runs = tmp_path / "runs"
+    with pytest.raises(AudioDecodeError, match=broken.name):
+        run_sweep(make_grid(bench_env, runs, on_bad_audio="fail", **extra), echo=lambda s: None)
+    assert not list(runs.rglob("results.json"))
+
+    lines: list[str] = []
+    result = run_sweep(make_grid(bench_env, runs, **extra), echo=lines.append)
+    assert not result.failed and any("1 undecodable" in line for line in lines)
+    (path,) = runs.rglob("results.json")
+    results = json.loads(path.read_text())
+    skipped = results["base"]["num_skipped"] + results["new"]["num_skipped"]
+    assert skipped == 1 and broken.name in json.dumps(results)
+    said: list[str] = []
+    build_report(runs, plots=False, echo=said.append)
+    assert any("1 run(s) left 1 undecodable audio file(s)" in s for s in said)

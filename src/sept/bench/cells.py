@@ -41,6 +41,7 @@ class Plan:
     backbone: str
     backbone_options: dict[str, Any] = field(default_factory=dict)
     cache_dir: str | None = None
+    on_bad_audio: str = "skip"
     config_file: str | None = None
     overrides: tuple[str, ...] = ()
     with_replacement: bool = False
@@ -165,6 +166,7 @@ def expand(grid: GridSpec, *, force: bool = False) -> tuple[Plan, list[Cell]]:
         backbone=grid.backbone or DEFAULT_BACKBONE,
         backbone_options=dict(grid.backbone_options),
         cache_dir=grid.cache_dir,
+        on_bad_audio=grid.on_bad_audio,
         config_file=_inline_config_file(grid),
         overrides=tuple(grid.overrides),
         with_replacement=grid.with_replacement,
@@ -257,14 +259,17 @@ _STATE: dict[str, tuple[Backbone, FeatureStore]] = {}
 
 
 def _state_key(plan: Plan) -> str:
-    return json.dumps([plan.backbone, plan.backbone_options, plan.cache_dir], sort_keys=True, default=str)
+    return json.dumps(
+        [plan.backbone, plan.backbone_options, plan.cache_dir, plan.on_bad_audio], sort_keys=True, default=str
+    )
 
 
 def use_backbone(plan: Plan, backbone: Backbone) -> None:
     """Make this process's cells use ``backbone`` (already loaded) instead of loading one."""
     from sept.protocols import FeatureOptions, FeatureStore
 
-    store = FeatureStore(backbone, FeatureOptions(cache_dir=plan.cache_dir, progress=False))
+    options = FeatureOptions(cache_dir=plan.cache_dir, on_bad_audio=plan.on_bad_audio, progress=False)
+    store = FeatureStore(backbone, options)
     _STATE[_state_key(plan)] = (backbone, store)
 
 

@@ -5,6 +5,7 @@ The file (every key but ``datasets`` and ``methods`` optional)::
     run_root: runs/demo                  # folder of run folders (`sept bench --run-root` wins)
     backbone: yamnet-minilm              # or {name: clap, options: {model: laion/clap-htsat-unfused}}
     cache_dir: null                      # feature cache (default $SEPT_CACHE_DIR or ~/.cache/sept)
+    on_bad_audio: skip                   # skip undecodable files (counted in results) or fail the cell
     protocols: [base2new]                # fewshot, base2new, xd (`protocol: base2new` also works)
     datasets:
       - name: us8k-mini                  # a registered dataset (`sept data list`)...
@@ -49,6 +50,7 @@ _TOP_KEYS = {
     "run_root",
     "backbone",
     "cache_dir",
+    "on_bad_audio",
     "protocol",
     "protocols",
     "datasets",
@@ -127,6 +129,7 @@ class GridSpec:
     backbone: str | None = None
     backbone_options: Mapping[str, Any] = field(default_factory=dict)
     cache_dir: str | None = None
+    on_bad_audio: str = "skip"
     folds: str | tuple[int, ...] = "all"
     shots: tuple[int, ...] = (16,)
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -269,6 +272,9 @@ def parse_grid(data: Mapping[str, Any], source: str = "<grid>") -> GridSpec:
         raise _err(source, "backbone", f"expected a name, got {backbone!r}")
     if data.get("config") and data.get("config_file"):
         raise _err(source, "config", "give `config` (inline sections) or `config_file`, not both")
+    on_bad_audio = data.get("on_bad_audio", "skip")
+    if on_bad_audio not in ("skip", "fail"):
+        raise _err(source, "on_bad_audio", f"expected skip or fail, got {on_bad_audio!r}")
     datasets = tuple(_dataset(d, source, f"datasets[{i}]") for i, d in enumerate(_list(data["datasets"])))
     xd = _mapping(data.get("xd"), source, "xd")
     if set(xd) - {"sources", "targets"}:
@@ -284,6 +290,7 @@ def parse_grid(data: Mapping[str, Any], source: str = "<grid>") -> GridSpec:
         backbone=backbone,
         backbone_options=options,
         cache_dir=expand_path(str(data["cache_dir"])) if data.get("cache_dir") else None,
+        on_bad_audio=on_bad_audio,
         folds=_folds(data.get("folds", "all"), source, "folds"),
         shots=_int_list(data.get("shots", 16), source, "shots", 1),
         seeds=_int_list(data.get("seeds", [0, 1, 2]), source, "seeds", 0),

@@ -100,7 +100,7 @@ def _pre_embed(plan: Plan, pending: list[Cell], echo: Callable[[str], None]) -> 
     start = time.perf_counter()
     backbone = create_backbone(plan.backbone, **plan.backbone_options)
     clips = needed_clips(pending, plan)
-    feats = extract_features(backbone, clips, plan.cache_dir, progress=True)
+    feats = extract_features(backbone, clips, plan.cache_dir, on_bad_audio=plan.on_bad_audio, progress=True)  # type: ignore[arg-type]
     echo(
         f"features: {len(feats.clips)} clips ({feats.computed} computed, {feats.cache_hits} from the cache, "
         f"{len(feats.skipped)} undecodable) in {time.perf_counter() - start:.1f} s"

@@ -43,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="feature cache (default: the grid's, else $SEPT_CACHE_DIR)",
     )
+    p.add_argument(
+        "--on-bad-audio",
+        choices=["skip", "fail"],
+        default=None,
+        help="skip undecodable files (counted in the results) or fail the cell (default: the grid's, else skip)",
+    )
     p.add_argument("--force", action="store_true", help="train finished cells again")
     p.add_argument(
         "--dry-run", action="store_true", help="list the cells and which are finished; run nothing"
@@ -75,6 +81,7 @@ def _grid_from_args(args: argparse.Namespace):  # -> GridSpec
     return grid.with_changes(
         run_root=str(args.run_root) if args.run_root else None,
         cache_dir=str(args.cache_dir) if args.cache_dir else None,
+        on_bad_audio=args.on_bad_audio,
         executor=executor,
     )
 
