@@ -190,13 +190,6 @@ def _xd_sources(grid: GridSpec, opened: list[tuple[DatasetRef, Dataset]]) -> lis
 
 
 # ---- state ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _NamedBackbone:
-    """Config resolution reads only the backbone's name; the real one is not needed to plan."""
-
-    name: str
-
-
 def protocol_settings(cell: Cell, plan: Plan) -> Any:  # -> ProtocolSettings
     from sept.protocols import ProtocolSettings
 
@@ -216,9 +209,7 @@ def protocol_settings(cell: Cell, plan: Plan) -> Any:  # -> ProtocolSettings
 def cell_config(cell: Cell, plan: Plan) -> RunConfig:
     """The cell's resolved run config (:class:`ConfigError` if a value is invalid)."""
     settings = protocol_settings(cell, plan)
-    return settings.config(
-        cell.method, cell.protocol, cell.seed, _NamedBackbone(plan.backbone), cell.dataset_name
-    )
+    return settings.config(cell.method, cell.protocol, cell.seed, plan.backbone, cell.dataset_name)
 
 
 def is_finished(cell: Cell, plan: Plan, config: RunConfig | None = None) -> bool:

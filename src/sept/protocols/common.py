@@ -336,16 +336,16 @@ class ProtocolSettings:
         self.overrides = list(self.overrides)
 
     def config(
-        self, method: str, protocol: str, seed: int, backbone: Backbone, dataset: str | None = None
+        self, method: str, protocol: str, seed: int, backbone: str, dataset: str | None = None
     ) -> RunConfig:
-        """The resolved config of one run (the run's seed and the backbone recorded in it).
+        """The resolved config of one run (the run's seed and the backbone's name recorded in it).
 
         A ``+sept`` run whose config names no neighbour set uses the set shipped for ``dataset``
         (when there is one); the config records which.
         """
         from sept.training.config import resolve_config
 
-        settings = {"backbone": backbone.name, **self.settings, "seed": seed}
+        settings = {"backbone": backbone, **self.settings, "seed": seed}
         config = resolve_config(
             method, protocol, config_file=self.config_file, settings=settings, overrides=self.overrides
         )

@@ -81,7 +81,7 @@ def run_each(
     for fold in settings.folds_of(dataset.folds):
         split = None
         for seed in settings.seeds:
-            config = settings.config(method, protocol, seed, backbone, dataset.name)
+            config = settings.config(method, protocol, seed, backbone.name, dataset.name)
             directory = run_dir(
                 settings.run_root, protocol, dataset.name, fold, config.method, settings.shots, seed
             )
