@@ -3,7 +3,7 @@
 Decoding, resampling and the backbone's front end (``Backbone.audio_inputs``: mel spectrograms,
 patches) run in a thread pool (soundfile, soxr, numpy and torch release the GIL) and overlap with
 the model; only a bounded number of batches is decoded ahead, so memory does not grow with
-the dataset. Cache entries are written (and fsynced) by a background thread, also overlapped with
+the dataset. Cache entries are written by a background thread, also overlapped with
 the model; features are cached batch by batch, so an interrupted run resumes where it stopped.
 """
 
@@ -23,17 +23,18 @@ import torch
 from tqdm.auto import tqdm
 
 from sept.audio.io import decode_audio
+from sept.audio.ranged import load_window
 from sept.backbones.base import Backbone
 from sept.data.clips import Clip
 from sept.errors import AudioDecodeError
 from sept.features.cache import FeatureCache, default_cache_dir
-from sept.utils.hashing import hash_bytes
+from sept.utils.hashing import hash_bytes, hash_file
 
 log = logging.getLogger(__name__)
 
 OnBadAudio = Literal["skip", "fail"]
-#: niceness added to decoding threads (see ``_yield_to_model``)
-DECODER_NICENESS = 19
+#: files larger than this are hashed in chunks and decoded only where the window keeps them
+LONG_FILE_BYTES = 32 << 20
 
 
 @dataclass
@@ -62,18 +63,27 @@ class _Loaded:
 
 
 def _load_one(index: int, clip: Clip, backbone: Backbone, cache: FeatureCache | None) -> _Loaded:
-    """Read, hash, look up the cache; on a miss decode, fit and compute the tower's input."""
+    """Read, hash, look up the cache; on a miss decode, fit and compute the tower's input.
+
+    A file over :data:`LONG_FILE_BYTES` is hashed in chunks and only the span the backbone's
+    window keeps is decoded (:func:`~sept.audio.ranged.load_window`), so memory does not grow
+    with the length of a recording.
+    """
+    path = Path(clip.path)
     try:
-        data = Path(clip.path).read_bytes()
+        data = None if path.stat().st_size > LONG_FILE_BYTES else path.read_bytes()
+        key = hash_file(path) if data is None else hash_bytes(data)
     except OSError as exc:
         return _Loaded(index, "", error=f"cannot read the file ({exc.strerror or exc})")
-    key = hash_bytes(data)
     if cache is not None:
         vec = cache.get(key)
         if vec is not None:
             return _Loaded(index, key, cached=vec)
     try:
-        wave = decode_audio(data, backbone.sample_rate, clip.path)
+        if data is None:
+            wave = load_window(path, backbone.sample_rate, backbone.window)
+        else:
+            wave = decode_audio(data, backbone.sample_rate, clip.path)
     except AudioDecodeError as exc:
         return _Loaded(index, key, error=exc.reason)
     return _Loaded(index, key, inputs=backbone.audio_inputs(backbone.prepare_audio(wave)))

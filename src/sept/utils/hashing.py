@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any
+
+#: bytes read at a time by :func:`hash_file`
+HASH_CHUNK_BYTES = 1 << 20
 
 
 def hash_bytes(data: bytes) -> str:
     """Hex digest (32 chars) of raw bytes."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def hash_file(path: str | os.PathLike[str]) -> str:
+    """:func:`hash_bytes` of a file's content, read in chunks (memory does not grow with the file)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def hash_json(obj: Any) -> str:

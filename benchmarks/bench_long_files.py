@@ -1,0 +1,144 @@
+"""Long recordings: peak memory and time of embedding one 30-minute file, ranged vs whole-file decoding.
+
+A backbone keeps a window of each clip (10 s for the offline backbone). Files over
+``sept.features.extract.LONG_FILE_BYTES`` are hashed in chunks and only the kept span (plus 1 s
+margins) is decoded and resampled; before, the whole file was read, decoded, mixed and resampled.
+Each measurement is a fresh child process running :func:`sept.features.extract_features` (no
+cache) on one file, 3 runs each (median of the peaks, ``ru_maxrss``):
+
+- a 10-s real clip (the baseline: model, pipeline, one window);
+- a 30-minute recording (real us8k-mini clips end to end, 44.1 kHz stereo; WAV and FLAC), ranged;
+- the same recording through the whole-file path (``LONG_FILE_BYTES`` raised above its size).
+
+Checked: ranged and whole-file features agree (max |diff| < 1e-4), and the ranged path's peak
+is less than 32 MiB above the 10-s clip's (the decoded recording alone is 635 MiB).
+
+    python benchmarks/bench_long_files.py [--minutes 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import benchlib
+
+RATE = 44100
+RUNS = 3
+TOLERANCE_MIB = 32.0
+
+
+def child(path: str, whole: bool) -> int:
+    """Embed one file; print the peak RSS (MiB), the seconds the extraction took and the feature."""
+    import sept.features.extract as extract
+    from sept.data.clips import Clip
+
+    backbone = benchlib.backbone_by_name("offline")
+    if whole:
+        extract.LONG_FILE_BYTES = 1 << 62
+    clip = Clip(path=Path(path), relpath=Path(path).name, classname="recording")
+    t0 = time.perf_counter()
+    fs = extract.extract_features(backbone, [clip], use_cache=False, progress=False)
+    took = time.perf_counter() - t0
+    if len(fs.clips) != 1:
+        raise SystemExit(f"{path}: not embedded ({fs.skipped})")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"peak": peak, "seconds": took, "feature": fs.features[0].tolist()}))
+    return 0
+
+
+def recordings(minutes: float) -> dict[str, Path]:
+    """A 10-s clip and a ``minutes``-long 44.1 kHz stereo recording (WAV and FLAC) of real clips."""
+    import numpy as np
+    import soundfile as sf
+
+    from sept.audio.io import load_audio
+
+    folder = benchlib.WORK / "long-files"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {"10-s clip": folder / "clip10s.wav", "wav": folder / f"rec{minutes:g}min.wav"}
+    names["flac"] = names["wav"].with_suffix(".flac")
+    if all(p.exists() for p in names.values()):
+        return names
+    need = round(minutes * 60 * RATE)
+    parts, have = [], 0
+    clips = benchlib.real_clips("us8k-mini")
+    while have < need:
+        wave = load_audio(clips[len(parts) % len(clips)].path, RATE)
+        parts.append(wave)
+        have += wave.shape[0]
+    mono = np.concatenate(parts)[:need]
+    stereo = np.stack([mono, np.roll(mono, RATE // 10)], axis=1) * 0.7
+    for key in ("wav", "flac"):
+        tmp = names[key].with_suffix(".tmp")
+        sf.write(tmp, stereo, RATE, format=key.upper(), subtype="PCM_16")
+        tmp.replace(names[key])
+    mid = need // 2
+    sf.write(names["10-s clip"], mono[mid - 5 * RATE : mid + 5 * RATE], RATE, subtype="PCM_16")
+    return names
+
+
+def measure(path: Path, whole: bool) -> list[dict]:
+    runs = []
+    for _ in range(RUNS):
+        cmd = [sys.executable, __file__, "--child", str(path)] + (["--whole"] if whole else [])
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    return runs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--whole", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.whole)
+
+    import numpy as np
+
+    check = benchlib.Check(f"long recordings ({args.minutes:g} min, 44.1 kHz stereo), offline backbone")
+    files = recordings(args.minutes)
+    for key, path in files.items():
+        print(f"{key}: {path} ({path.stat().st_size / 2**20:.1f} MiB on disk)")
+    short = measure(files["10-s clip"], whole=False)
+    base = statistics.median(r["peak"] for r in short)
+    print(f"10-s clip: peak {base:.1f} MiB, {statistics.median(r['seconds'] for r in short):.2f} s")
+    for fmt in ("wav", "flac"):
+        ranged, whole = measure(files[fmt], whole=False), measure(files[fmt], whole=True)
+        peaks = {
+            name: statistics.median(r["peak"] for r in runs)
+            for name, runs in (("ranged", ranged), ("whole", whole))
+        }
+        secs = {
+            name: statistics.median(r["seconds"] for r in runs)
+            for name, runs in (("ranged", ranged), ("whole", whole))
+        }
+        diff = float(np.abs(np.array(ranged[0]["feature"]) - np.array(whole[0]["feature"])).max())
+        print(
+            f"{fmt}: ranged peak {peaks['ranged']:.1f} MiB (+{peaks['ranged'] - base:.1f}), {secs['ranged']:.2f} s; "
+            f"whole-file peak {peaks['whole']:.1f} MiB (+{peaks['whole'] - base:.1f}), {secs['whole']:.2f} s; "
+            f"time whole / ranged {secs['whole'] / secs['ranged']:.1f}x; features max |diff| {diff:.2e}"
+        )
+        check.ratio(
+            f"{fmt}: ranged peak above the 10-s clip's",
+            peaks["ranged"] - base,
+            TOLERANCE_MIB,
+            at_least=False,
+            unit=" MiB",
+        )
+        check.ratio(f"{fmt}: features ranged vs whole, max |diff|", diff, 1e-4, at_least=False, unit="")
+    return check.exit_code()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
