@@ -30,7 +30,6 @@ Training holds the features it trains on; its growth is reported, not checked.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
@@ -47,26 +46,6 @@ def backbone_args(name: str) -> list[str]:
     return []  # the default, offline backbone
 
 
-def _status_mib(key: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024.0
-    raise SystemExit(f"no {key} in /proc/self/status")
-
-
-def _reset_peak() -> float:
-    """Free what can be freed (garbage, malloc's unused pages), then reset the process's peak RSS
-    (VmHWM) to its current RSS; returns that RSS in MiB."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_mib("VmRSS")
-
-
 def embed_child(csv: str, cache_dir: str, backbone_name: str, keep: bool) -> int:
     """What ``sept embed`` runs, with the RSS before and the peak during the extraction."""
     import json
@@ -76,10 +55,10 @@ def embed_child(csv: str, cache_dir: str, backbone_name: str, keep: bool) -> int
 
     backbone = benchlib.backbone_by_name(backbone_name)
     clips = load_clips(csv)
-    before = _reset_peak()
+    before = benchlib.reset_peak_rss()
     tracemalloc.start()
     fs = extract_features(backbone, clips, cache_dir, progress=False, keep_features=keep)
-    peak = _status_mib("VmHWM")
+    peak = benchlib.status_mib("VmHWM")
     held, traced_peak = (x / 2**20 for x in tracemalloc.get_traced_memory())
     tracemalloc.stop()
     info = {"before": before, "peak": peak, "computed": fs.computed, "hits": fs.cache_hits}
@@ -108,11 +87,11 @@ def train_child(csv: str, cache_dir: str, backbone_name: str) -> int:
     labels = torch.tensor([names.index(c.classname) for c in fs.clips])
     config = resolve_config("coop", "base2new", overrides=["optim.epochs=2"])
     method = config.build_method(backbone, names)
-    before = _reset_peak()
+    before = benchlib.reset_peak_rss()
     t0 = time.perf_counter()
     Trainer(method, config).fit(fs.features, labels, names)
     took = time.perf_counter() - t0
-    print(json.dumps({"before": before, "peak": _status_mib("VmHWM"), "seconds": took}))
+    print(json.dumps({"before": before, "peak": benchlib.status_mib("VmHWM"), "seconds": took}))
     return 0
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -56,6 +57,28 @@ def machine() -> str:
     )
 
 
+# ---- memory -----------------------------------------------------------------------------------------
+def status_mib(key: str) -> float:
+    """A line of /proc/self/status in MiB (VmRSS: now, VmHWM: the peak since the last reset)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024.0
+    raise SystemExit(f"no {key} in /proc/self/status")
+
+
+def reset_peak_rss() -> float:
+    """Free what can be freed (garbage, malloc's unused pages), then reset the process's peak RSS
+    (VmHWM) to its current RSS; returns that RSS in MiB."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+    return status_mib("VmRSS")
+
+
 # ---- results -----------------------------------------------------------------------------------------
 @dataclass
 class Check:
@@ -73,7 +96,8 @@ class Check:
         """Print ``name: value (target >= / <= target) PASS|MISS`` and record a miss."""
         ok = value >= target if at_least else value <= target
         sign = ">=" if at_least else "<="
-        print(f"RESULT {name}: {value:.3f}{unit} (target {sign} {target:g}{unit}) {'PASS' if ok else 'MISS'}")
+        shown = f"{value:.3f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2e}"
+        print(f"RESULT {name}: {shown}{unit} (target {sign} {target:g}{unit}) {'PASS' if ok else 'MISS'}")
         if not ok:
             self.failed.append(name)
         return ok
