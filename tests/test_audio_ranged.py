@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +147,58 @@ def test_soundfile_reads_only_the_span(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(sf.SoundFile, "read", counting_read)
     load_window(path, rate, WINDOW)
     assert asked == [(2 + 2 * 1) * rate]  # window + 1 s margin on each side
+
+
+def _cases(tmp_path: Path) -> dict[str, Path]:
+    """Good and bad files: each one's verdict from scan_audio must match load_audio's."""
+    rate = 8000
+    cases = {
+        "mono": write_audio(tmp_path / "mono.flac", tone(440, 3.0, rate), rate),
+        "stereo": write_audio(tmp_path / "stereo.wav", np.stack([tone(440, 3.0, rate)] * 2, axis=1), rate),
+        "zero samples": write_audio(tmp_path / "zero.wav", np.zeros(0, dtype=np.float32), rate),
+    }
+    late_nan = tone(440, 3.0, rate)
+    late_nan[-10] = np.nan
+    cases["late NaN"] = write_audio(tmp_path / "late_nan.wav", late_nan, rate, subtype="FLOAT")
+    huge = np.full((rate, 2), 3e38, dtype=np.float32)
+    cases["mix overflows"] = write_audio(tmp_path / "huge.wav", huge, rate, subtype="FLOAT")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    cases["empty"] = tmp_path / "empty.wav"
+    (tmp_path / "garbage.ogg").write_bytes(b"OggS" + bytes(range(256)) * 40)
+    cases["garbage"] = tmp_path / "garbage.ogg"
+    cut = write_audio(tmp_path / "cut.wav", tone(440, 3.0, rate), rate)
+    cut.write_bytes(cut.read_bytes()[:20_000])
+    cases["truncated"] = cut
+    cases["missing"] = tmp_path / "missing.wav"
+    return cases
+
+
+def test_scan_audio_refuses_what_load_audio_refuses(tmp_path: Path, monkeypatch) -> None:
+    import sept.audio.io as io_module
+
+    monkeypatch.setattr(io_module, "SCAN_BLOCK_FRAMES", 1000)  # several blocks per file
+    for name, path in _cases(tmp_path).items():
+        try:
+            rate = sf.info(str(path)).samplerate
+        except (sf.LibsndfileError, RuntimeError):
+            rate = 8000  # unreadable header: load_audio refuses it at any rate
+        try:
+            expected = load_audio(path, rate).shape[0]  # at its own rate: no resampling
+        except AudioDecodeError:
+            expected = None
+        if expected is None:
+            with pytest.raises(AudioDecodeError, match=re.escape(path.name)):
+                io_module.scan_audio(path)
+        else:
+            assert io_module.scan_audio(path) == expected, name
+
+
+def test_scan_audio_names_the_block_of_a_late_bad_sample(tmp_path: Path, monkeypatch) -> None:
+    import sept.audio.io as io_module
+
+    monkeypatch.setattr(io_module, "SCAN_BLOCK_FRAMES", 1000)
+    wave = tone(440, 3.0, 8000)
+    wave[20_500] = np.inf
+    path = write_audio(tmp_path / "late_inf.wav", wave, 8000, subtype="FLOAT")
+    with pytest.raises(AudioDecodeError, match="from frame 20000 on"):
+        io_module.scan_audio(path)

@@ -79,3 +79,49 @@ def load_audio(path: str | os.PathLike[str], target_sr: int) -> np.ndarray:
     except OSError as exc:
         raise AudioDecodeError(p, f"cannot read the file ({exc.strerror or exc})") from exc
     return decode_audio(data, target_sr, p)
+
+
+#: frames decoded at a time by :func:`scan_audio`
+SCAN_BLOCK_FRAMES = 1 << 18
+
+
+def scan_audio(path: str | os.PathLike[str]) -> int:
+    """Decode every sample of ``path`` block by block and return the number of frames.
+
+    Memory stays at one block whatever the file's length. Raises :class:`AudioDecodeError`
+    naming ``path`` for what :func:`load_audio` (at the file's own rate) refuses: an unreadable or
+    empty file, zero samples, an implausible sample rate, NaN/inf samples, or channels whose mix
+    overflows.
+    """
+    p = Path(path)
+    frames = 0
+    try:
+        if p.stat().st_size == 0:
+            raise AudioDecodeError(p, "the file is empty (0 bytes)")
+        with sf.SoundFile(p) as f:
+            rate = int(f.samplerate)
+            if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+                raise AudioDecodeError(
+                    p,
+                    f"its header gives a sample rate of {rate} Hz (accepted: {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE})",
+                )
+            for block in f.blocks(blocksize=SCAN_BLOCK_FRAMES, dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    bad = int((~np.isfinite(block)).sum())
+                    raise AudioDecodeError(p, f"{bad} samples are NaN or infinite (from frame {frames} on)")
+                with np.errstate(over="ignore", invalid="ignore"):
+                    if block.shape[1] > 1 and not np.isfinite(block.mean(axis=1)).all():
+                        peak = float(np.abs(block).max())
+                        raise AudioDecodeError(
+                            p, f"its samples are too large to process (peak |x| = {peak:.3g})"
+                        )
+                frames += block.shape[0]
+    except OSError as exc:
+        raise AudioDecodeError(p, f"cannot read the file ({exc.strerror or exc})") from exc
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioDecodeError(
+            p, f"libsndfile could not read it ({getattr(exc, 'error_string', exc)})"
+        ) from exc
+    if frames == 0:
+        raise AudioDecodeError(p, "the file holds zero samples")
+    return frames

@@ -105,7 +105,7 @@ def _escaping(clips: Iterable[Clip], base: Path) -> list[Clip]:
 def check_file(path: Path, decode: bool = False) -> tuple[str, str] | None:
     """None if ``path`` reads as audio, else ("missing" | "undecodable", reason).
 
-    Reads the header (``soundfile.info``); ``decode=True`` decodes every sample too.
+    Reads the header (``soundfile.info``); ``decode=True`` decodes every sample too, block by block.
     """
     import soundfile as sf
 
@@ -118,11 +118,11 @@ def check_file(path: Path, decode: bool = False) -> tuple[str, str] | None:
     if info.frames <= 0:
         return "undecodable", "the file holds zero samples"
     if decode:
-        from sept.audio.io import load_audio
+        from sept.audio.io import scan_audio
         from sept.errors import AudioDecodeError
 
         try:
-            load_audio(path, int(info.samplerate))
+            scan_audio(path)  # block by block: memory does not grow with the file
         except AudioDecodeError as exc:
             return "undecodable", exc.reason
     return None
