@@ -202,3 +202,13 @@ def test_scan_audio_names_the_block_of_a_late_bad_sample(tmp_path: Path, monkeyp
     path = write_audio(tmp_path / "late_inf.wav", wave, 8000, subtype="FLOAT")
     with pytest.raises(AudioDecodeError, match="from frame 20000 on"):
         io_module.scan_audio(path)
+
+
+def test_a_file_that_cannot_seek_is_decoded_whole(tmp_path: Path, monkeypatch) -> None:
+    path = write_audio(tmp_path / "noseek.flac", tone(440, 12.0, 22050), 22050)
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("seek not supported")
+
+    monkeypatch.setattr(sf.SoundFile, "seek", refuse)
+    np.testing.assert_array_equal(load_window(path, 16000, WINDOW), whole(path, 16000))

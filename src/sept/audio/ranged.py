@@ -35,29 +35,24 @@ def load_window(path: str | os.PathLike[str], target_sr: int, window: AudioWindo
     """``window.fit(load_audio(path, target_sr), target_sr)`` [S'] float32, decoding only what it keeps.
 
     Raises :class:`AudioDecodeError` naming ``path`` as :func:`~sept.audio.io.load_audio` does;
-    samples outside the decoded span are not checked. A file with fewer frames than its header
-    says is decoded whole (as before).
+    samples outside the decoded span are not checked. A file that is not longer than the window,
+    cannot seek, or holds fewer frames than its header says is decoded whole (as before).
     """
     p = Path(path)
     try:
         with sf.SoundFile(p) as f:
             frames, rate = int(f.frames), int(f.samplerate)
             span = _span(frames, rate, target_sr, window)
-            if span is None:  # not longer than the window (or an implausible header): whole file
-                return window.fit(load_audio(p, target_sr), target_sr)
-            first, last, keep_from, keep = span
-            f.seek(first)
-            samples = f.read(last - first, dtype="float32", always_2d=True)
-    except AudioDecodeError:
-        raise
+            first, last, keep_from, keep = span if span is not None else (0, 0, 0, 0)
+            samples = _read_span(f, first, last) if span is not None else None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioDecodeError(
             p, f"libsndfile could not read it ({getattr(exc, 'error_string', exc)})"
         ) from exc
     except OSError as exc:
         raise AudioDecodeError(p, f"cannot read the file ({exc.strerror or exc})") from exc
-    if samples.shape[0] != last - first:  # fewer frames than the header says (a truncated file):
-        return window.fit(load_audio(p, target_sr), target_sr)  # crop what there is, as always
+    if samples is None:  # kept whole, not seekable, or truncated: the whole-file path decides
+        return window.fit(load_audio(p, target_sr), target_sr)
     if not np.isfinite(samples).all():
         bad = int((~np.isfinite(samples)).sum())
         raise AudioDecodeError(p, f"{bad} samples are NaN or infinite")
@@ -68,6 +63,19 @@ def load_window(path: str | os.PathLike[str], target_sr: int, window: AudioWindo
         peak = float(np.abs(samples).max())
         raise AudioDecodeError(p, f"its samples are too large to process (peak |x| = {peak:.3g})")
     return out.copy()  # not a view of the margins
+
+
+def _read_span(f: sf.SoundFile, first: int, last: int) -> np.ndarray | None:
+    """Frames [first, last) as float32 [last - first, C]; None when the file cannot seek there or
+    holds fewer frames than its header says (a truncated file)."""
+    if not f.seekable():
+        return None
+    try:
+        f.seek(first)
+        samples = f.read(last - first, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError):
+        return None
+    return samples if samples.shape[0] == last - first else None
 
 
 def _span(frames: int, rate: int, target_sr: int, window: AudioWindow) -> tuple[int, int, int, int] | None:
