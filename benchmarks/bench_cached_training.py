@@ -159,6 +159,10 @@ def main() -> int:
         f"ratio {flops['re-encoding'] / flops['cached']:.2f} = the epoch ratio at equal FLOP rates; "
         f"reference-style {flops['reference'] / 1e9:.1f} GFLOP ({flops['reference'] / flops['cached']:.2f}x)"
     )
+    if args.backbone == "offline":
+        print(
+            "  (YAMNet runs in onnxruntime, which torch's FLOP counter does not see: its work is missing above)"
+        )
 
     run_steps = 6 if args.quick else steps
     times = dict.fromkeys(methods, 0.0)
