@@ -30,6 +30,46 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(wave, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
+def cannot_read(name: str | os.PathLike[str], exc: OSError) -> AudioDecodeError:
+    """The error for a file the operating system would not read (missing, a folder, no permission)."""
+    return AudioDecodeError(name, f"cannot read the file ({exc.strerror or exc})")
+
+
+def unreadable(name: str | os.PathLike[str], exc: BaseException) -> AudioDecodeError:
+    """The error for an exception from libsndfile (its reason, without "Error opening <...>")."""
+    return AudioDecodeError(name, f"libsndfile could not read it ({getattr(exc, 'error_string', exc)})")
+
+
+def check_sample_rate(name: str | os.PathLike[str], rate: int) -> None:
+    """Raise :class:`AudioDecodeError` when a header's sample rate is implausible (a corrupt header)."""
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioDecodeError(
+            name,
+            f"its header gives a sample rate of {rate} Hz (accepted: {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE})",
+        )
+
+
+def check_finite(name: str | os.PathLike[str], samples: np.ndarray, where: str = "") -> None:
+    """Raise :class:`AudioDecodeError` when decoded ``samples`` [S, C] hold NaN or inf."""
+    if not np.isfinite(samples).all():
+        bad = int((~np.isfinite(samples)).sum())
+        raise AudioDecodeError(name, f"{bad} samples are NaN or infinite{where}")
+
+
+def mix_to_mono(samples: np.ndarray) -> np.ndarray:
+    """The channel mean [S] of finite samples [S, C]; inf where the mix overflows (check it)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    return np.ascontiguousarray(mono)
+
+
+def too_large(name: str | os.PathLike[str], samples: np.ndarray) -> AudioDecodeError:
+    """The error for finite samples whose mix or resampling overflows."""
+    return AudioDecodeError(
+        name, f"its samples are too large to process (peak |x| = {float(np.abs(samples).max()):.3g})"
+    )
+
+
 def decode_audio(data: bytes, target_sr: int, name: str | os.PathLike[str] = "<bytes>") -> np.ndarray:
     """Decode the bytes of an audio file to a mono float32 waveform [S] at ``target_sr``.
 
@@ -42,32 +82,21 @@ def decode_audio(data: bytes, target_sr: int, name: str | os.PathLike[str] = "<b
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        # error_string: libsndfile's reason without the "Error opening <BytesIO at 0x...>" prefix
-        raise AudioDecodeError(
-            name, f"libsndfile could not read it ({getattr(exc, 'error_string', exc)})"
-        ) from exc
+        raise unreadable(name, exc) from exc
     except MemoryError as exc:
         raise AudioDecodeError(name, "its decoded samples do not fit in memory") from exc
     if samples.shape[0] == 0:
         raise AudioDecodeError(name, "the file holds zero samples")
-    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-        raise AudioDecodeError(
-            name,
-            f"its header gives a sample rate of {rate} Hz (accepted: {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE})",
-        )
-    if not np.isfinite(samples).all():
-        bad = int((~np.isfinite(samples)).sum())
-        raise AudioDecodeError(name, f"{bad} samples are NaN or infinite")
+    check_sample_rate(name, rate)
+    check_finite(name, samples)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught below, naming the file
-        mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-        out = resample(np.ascontiguousarray(mono), int(rate), target_sr)
+        out = resample(mix_to_mono(samples), int(rate), target_sr)
     if out.size == 0:
         raise AudioDecodeError(
             name, f"no sample is left after resampling {samples.shape[0]} sample(s) to {target_sr} Hz"
         )
     if not np.isfinite(out).all():
-        peak = float(np.abs(samples).max())
-        raise AudioDecodeError(name, f"its samples are too large to process (peak |x| = {peak:.3g})")
+        raise too_large(name, samples)
     return out
 
 
@@ -77,7 +106,7 @@ def load_audio(path: str | os.PathLike[str], target_sr: int) -> np.ndarray:
     try:
         data = p.read_bytes()
     except OSError as exc:
-        raise AudioDecodeError(p, f"cannot read the file ({exc.strerror or exc})") from exc
+        raise cannot_read(p, exc) from exc
     return decode_audio(data, target_sr, p)
 
 
@@ -99,29 +128,16 @@ def scan_audio(path: str | os.PathLike[str]) -> int:
         if p.stat().st_size == 0:
             raise AudioDecodeError(p, "the file is empty (0 bytes)")
         with sf.SoundFile(p) as f:
-            rate = int(f.samplerate)
-            if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-                raise AudioDecodeError(
-                    p,
-                    f"its header gives a sample rate of {rate} Hz (accepted: {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE})",
-                )
+            check_sample_rate(p, int(f.samplerate))
             for block in f.blocks(blocksize=SCAN_BLOCK_FRAMES, dtype="float32", always_2d=True):
-                if not np.isfinite(block).all():
-                    bad = int((~np.isfinite(block)).sum())
-                    raise AudioDecodeError(p, f"{bad} samples are NaN or infinite (from frame {frames} on)")
-                with np.errstate(over="ignore", invalid="ignore"):
-                    if block.shape[1] > 1 and not np.isfinite(block.mean(axis=1)).all():
-                        peak = float(np.abs(block).max())
-                        raise AudioDecodeError(
-                            p, f"its samples are too large to process (peak |x| = {peak:.3g})"
-                        )
+                check_finite(p, block, f" (from frame {frames} on)")
+                if not np.isfinite(mix_to_mono(block)).all():
+                    raise too_large(p, block)
                 frames += block.shape[0]
     except OSError as exc:
-        raise AudioDecodeError(p, f"cannot read the file ({exc.strerror or exc})") from exc
+        raise cannot_read(p, exc) from exc
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioDecodeError(
-            p, f"libsndfile could not read it ({getattr(exc, 'error_string', exc)})"
-        ) from exc
+        raise unreadable(p, exc) from exc
     if frames == 0:
         raise AudioDecodeError(p, "the file holds zero samples")
     return frames

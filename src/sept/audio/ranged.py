@@ -17,9 +17,18 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from sept.audio.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, load_audio, resample
+from sept.audio.io import (
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    cannot_read,
+    check_finite,
+    load_audio,
+    mix_to_mono,
+    resample,
+    too_large,
+    unreadable,
+)
 from sept.audio.window import AudioWindow
-from sept.errors import AudioDecodeError
 
 #: source audio decoded on each side of the kept span, so the resampling filter sees real
 #: neighbours at the span's edges as it does in the whole file (soxr HQ needs a few ms)
@@ -39,29 +48,25 @@ def load_window(path: str | os.PathLike[str], target_sr: int, window: AudioWindo
     cannot seek, or holds fewer frames than its header says is decoded whole (as before).
     """
     p = Path(path)
+    samples = None
     try:
         with sf.SoundFile(p) as f:
             frames, rate = int(f.frames), int(f.samplerate)
             span = _span(frames, rate, target_sr, window)
-            first, last, keep_from, keep = span if span is not None else (0, 0, 0, 0)
-            samples = _read_span(f, first, last) if span is not None else None
+            if span is not None:
+                first, last, keep_from, keep = span
+                samples = _read_span(f, first, last)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioDecodeError(
-            p, f"libsndfile could not read it ({getattr(exc, 'error_string', exc)})"
-        ) from exc
+        raise unreadable(p, exc) from exc
     except OSError as exc:
-        raise AudioDecodeError(p, f"cannot read the file ({exc.strerror or exc})") from exc
+        raise cannot_read(p, exc) from exc
     if samples is None:  # kept whole, not seekable, or truncated: the whole-file path decides
         return window.fit(load_audio(p, target_sr), target_sr)
-    if not np.isfinite(samples).all():
-        bad = int((~np.isfinite(samples)).sum())
-        raise AudioDecodeError(p, f"{bad} samples are NaN or infinite")
+    check_finite(p, samples)
     with np.errstate(over="ignore", invalid="ignore"):
-        mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-        out = resample(np.ascontiguousarray(mono), rate, target_sr)[keep_from : keep_from + keep]
+        out = resample(mix_to_mono(samples), rate, target_sr)[keep_from : keep_from + keep]
     if out.shape[0] != keep or not np.isfinite(out).all():
-        peak = float(np.abs(samples).max())
-        raise AudioDecodeError(p, f"its samples are too large to process (peak |x| = {peak:.3g})")
+        raise too_large(p, samples)
     return out.copy()  # not a view of the margins
 
 

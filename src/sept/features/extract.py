@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sept.audio.io import decode_audio
+from sept.audio.io import cannot_read, decode_audio
 from sept.audio.ranged import load_window
 from sept.backbones.base import Backbone
 from sept.data.clips import Clip
@@ -74,7 +74,7 @@ def _load_one(index: int, clip: Clip, backbone: Backbone, cache: FeatureCache | 
         data = None if path.stat().st_size > LONG_FILE_BYTES else path.read_bytes()
         key = hash_file(path) if data is None else hash_bytes(data)
     except OSError as exc:
-        return _Loaded(index, "", error=f"cannot read the file ({exc.strerror or exc})")
+        return _Loaded(index, "", error=cannot_read(path, exc).reason)
     if cache is not None:
         vec = cache.get(key)
         if vec is not None:

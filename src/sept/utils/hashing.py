@@ -11,14 +11,20 @@ from typing import Any
 HASH_CHUNK_BYTES = 1 << 20
 
 
+def _digest() -> hashlib.blake2b:
+    return hashlib.blake2b(digest_size=16)
+
+
 def hash_bytes(data: bytes) -> str:
     """Hex digest (32 chars) of raw bytes."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    digest = _digest()
+    digest.update(data)
+    return digest.hexdigest()
 
 
 def hash_file(path: str | os.PathLike[str]) -> str:
     """:func:`hash_bytes` of a file's content, read in chunks (memory does not grow with the file)."""
-    digest = hashlib.blake2b(digest_size=16)
+    digest = _digest()
     with open(path, "rb") as f:
         while chunk := f.read(HASH_CHUNK_BYTES):
             digest.update(chunk)
