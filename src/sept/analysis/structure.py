@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from sept.utils.atomic import atomic_path, atomic_write_json
 
 if TYPE_CHECKING:
     from sept.methods.compose import ComposedMethod
+    from sept.neighbors.resolve import ResolvedNeighbors
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,20 @@ NAMES_FILE = "semantic_structure.json"
 
 @dataclass
 class StructureMatrices:
-    """classes [C] (readable), phrases [P], owner [P] (class index), frozen/tuned [C, P] cosines."""
+    """classes [C] (readable), phrases [P], owner [P] (class index), frozen/tuned [C, P] cosines,
+    and the L2-normalised features they come from (``features``: frozen/tuned class [C, D] and
+    phrase [P, D] features, kept for the report's figures)."""
 
     classes: list[str]
     phrases: list[str]
     owner: torch.Tensor
     frozen: torch.Tensor
     tuned: torch.Tensor
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def panel(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class features [C, D], phrase features [P, D]) of ``frozen`` or ``tuned``, as float32."""
+        return self.features[f"{which}_classes"].float(), self.features[f"{which}_phrases"].float()
 
 
 def structure_matrices(
@@ -57,7 +65,8 @@ def structure_matrices(
         fp = backbone.embed_text([fill("{}", p) for p in phrases]).float().cpu()
         tc = method.learner.class_features(list(classes)).float().cpu()
         tp = method.learner.encode_texts(phrases).float().cpu()
-    return StructureMatrices(list(classes), phrases, owner, fc @ fp.T, tc @ tp.T)
+    features = {"frozen_classes": fc, "frozen_phrases": fp, "tuned_classes": tc, "tuned_phrases": tp}
+    return StructureMatrices(list(classes), phrases, owner, fc @ fp.T, tc @ tp.T, features)
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -81,10 +90,12 @@ def summarize(m: StructureMatrices, rows: Sequence[int] | None = None) -> dict[s
 
 
 def save_matrices(directory: str | os.PathLike[str], m: StructureMatrices) -> None:
-    """Write the matrices (safetensors) and names (JSON) into a run folder, atomically."""
+    """Write the matrices and features (safetensors; features as float16) and the names (JSON)
+    into a run folder, atomically."""
     from safetensors.torch import save_file
 
     tensors = {"owner": m.owner, "frozen": m.frozen.contiguous(), "tuned": m.tuned.contiguous()}
+    tensors.update({k: v.half().contiguous() for k, v in m.features.items()})
     with atomic_path(Path(directory) / MATRICES_FILE) as tmp:
         save_file(tensors, str(tmp))
     atomic_write_json(Path(directory) / NAMES_FILE, {"classes": m.classes, "phrases": m.phrases})
@@ -98,37 +109,25 @@ def load_matrices(directory: str | os.PathLike[str]) -> StructureMatrices:
 
     t = load_file(str(Path(directory) / MATRICES_FILE))
     names = json.loads((Path(directory) / NAMES_FILE).read_text(encoding="utf-8"))
-    return StructureMatrices(names["classes"], names["phrases"], t["owner"], t["frozen"], t["tuned"])
+    features = {k: v for k, v in t.items() if k.endswith(("_classes", "_phrases"))}
+    return StructureMatrices(
+        names["classes"], names["phrases"], t["owner"], t["frozen"], t["tuned"], features
+    )
 
 
 def run_structure(
     directory: Path,
     method: ComposedMethod,
-    dataset: str,
-    classes: Sequence[str],
-    groups: dict[str, Sequence[str]] | None = None,
-    neighbor_set: str | None = None,
+    neighbors: ResolvedNeighbors,
+    groups: dict[str, Sequence[str]],
 ) -> dict[str, Any] | None:
-    """Compute, save and summarise the structure of a trained run (None: no neighbour set).
-
-    ``groups`` (e.g. {"base": [...], "new": [...]}) adds a summary per subset of ``classes``.
-    """
-    from sept.errors import SeptError
-    from sept.neighbors.store import list_shipped, load_neighbors, neighbors_for
-
-    target = neighbor_set or next((n for n in list_shipped() if n.lower() == dataset.lower()), None)
-    if target is None:
-        log.info("no neighbour set for %s: semantic structure not measured", dataset)
-        return None
-    try:
-        neighbors = neighbors_for(list(classes), load_neighbors(target))
-    except SeptError as exc:
-        log.warning("semantic structure not measured: %s", exc)
-        return None
-    m = structure_matrices(method, classes, neighbors)
+    """Compute, save and summarise the structure of a trained run over every class of ``groups``
+    (e.g. {"base": [...], "new": [...]}: one summary per group and one over all)."""
+    classes = [c for members in groups.values() for c in members]
+    m = structure_matrices(method, classes, {c: neighbors.by_class[c] for c in classes})
     save_matrices(directory, m)
-    out: dict[str, Any] = {"neighbor_set": str(target), "all": summarize(m)}
-    for name, members in (groups or {}).items():
+    out: dict[str, Any] = {"neighbor_set": neighbors.record(), "all": summarize(m)}
+    for name, members in groups.items():
         rows = [m.classes.index(c) for c in members]
         out[name] = summarize(m, rows)
     return out

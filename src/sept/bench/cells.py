@@ -1,7 +1,7 @@
 """Cells of a grid: expansion, whether each is finished, and running one (in any process).
 
-A cell is one run folder ``<run_root>/<protocol>/<dataset>/fold-<k>/<method>/shots-<K>/seed-<s>``
-and is run by the protocols' own code (:func:`sept.protocols.run_protocol` restricted to one fold
+A cell is one run folder (:mod:`sept.runs.layout`: ``<protocol>/<dataset id>/fold-<k>/<variant>/
+shots-<K>/seed-<s>``) and is run by the protocols' own code (:func:`sept.protocols.run_protocol` restricted to one fold
 and one seed), so a cell resumes from its checkpoint and reuses the run root's few-shot manifests
 exactly as ``sept run`` does. :class:`Plan` and :class:`Cell` are plain frozen dataclasses: they
 travel to worker processes and Ray tasks as they are.
@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sept.bench.grid import DatasetRef, GridSpec
+from sept.bench.grid import DatasetRef, GridSpec, MethodEntry
 from sept.bench.logs import LOG_FILE, cell_lock, cell_log
 from sept.errors import ConfigError, DataError, SeptError
+from sept.runs.layout import RunKey
 
 if TYPE_CHECKING:
     from sept.backbones.base import Backbone
@@ -56,25 +57,31 @@ class Plan:
 
 @dataclass(frozen=True)
 class Cell:
-    """One (protocol, dataset, fold, method, shots, seed) run; ``overrides``: the method's own ``set``."""
+    """One (protocol, dataset, fold, variant, shots, seed) run. ``entry``: the method (or named
+    variant) with its own ``set``; ``dataset_id`` and ``variant`` name the run folder."""
 
     protocol: str
     dataset: DatasetRef
     dataset_name: str
     fold: int | None
-    method: str
+    entry: MethodEntry
     shots: int
     seed: int
-    overrides: tuple[str, ...] = ()
+    dataset_id: str = ""
+    variant: str = ""
+
+    @property
+    def method(self) -> str:
+        return self.entry.name
+
+    @property
+    def key(self) -> RunKey:
+        return RunKey(self.protocol, self.dataset_id, self.fold, self.variant, self.shots, self.seed)
 
     @property
     def id(self) -> str:
         """The run folder relative to the run root, e.g. ``base2new/us8k-mini/fold-2/coop/shots-16/seed-0``."""
-        from sept.protocols.common import run_dir
-
-        return run_dir(
-            "", self.protocol, self.dataset_name, self.fold, self.method, self.shots, self.seed
-        ).as_posix()
+        return self.key.relpath.as_posix()
 
     def run_dir(self, run_root: str | os.PathLike[str]) -> Path:
         return Path(run_root) / self.id
@@ -134,10 +141,14 @@ def expand(grid: GridSpec, *, force: bool = False) -> tuple[Plan, list[Cell]]:
             opened.append((ref, ref.open()))
         except SeptError as exc:
             raise DataError(f"grid {grid.source!r}: dataset {ref.label!r}: {exc}") from exc
+    from sept.runs.identity import dataset_id
+
     names = [ds.name for _, ds in opened]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ConfigError(f"grid {grid.source!r}: two datasets share the run-folder name {dupes[0]!r}")
+        raise ConfigError(
+            f"grid {grid.source!r}: two datasets share the name {dupes[0]!r}; give each its own `name`"
+        )
     targets: dict[str, tuple[DatasetRef, ...]] = {}
     cells: list[Cell] = []
     for protocol in grid.protocols:
@@ -156,11 +167,7 @@ def expand(grid: GridSpec, *, force: bool = False) -> tuple[Plan, list[Cell]]:
                 for shots in grid.shots:
                     for seed in grid.seeds:
                         for m in grid.methods:
-                            cells.append(Cell(protocol, ref, ds.name, fold, m.name, shots, seed, m.overrides))
-    ids = [c.id for c in cells]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise ConfigError(f"grid {grid.source!r}: the cell {dup} appears twice (a method listed twice?)")
+                            cells.append(Cell(protocol, ref, ds.name, fold, m, shots, seed, dataset_id(ds)))
     plan = Plan(
         run_root=grid.run_root,
         backbone=grid.backbone or DEFAULT_BACKBONE,
@@ -174,7 +181,37 @@ def expand(grid: GridSpec, *, force: bool = False) -> tuple[Plan, list[Cell]]:
         threads=grid.executor.threads,
         targets=targets,
     )
+    cells = _named(cells, plan, grid)
+    ids = [c.id for c in cells]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ConfigError(
+            f"grid {grid.source!r}: the cell {dup} appears twice (a method listed twice, or two variants "
+            "with the same options?)"
+        )
     return plan, cells
+
+
+def _named(cells: list[Cell], plan: Plan, grid: GridSpec) -> list[Cell]:
+    """The cells with their variant names (:mod:`sept.runs.identity`); every aimed override must
+    apply to some method of the grid."""
+    from dataclasses import replace
+
+    from sept.protocols.common import check_overrides_apply
+
+    methods = list(dict.fromkeys(m.name for m in grid.methods))
+    check_overrides_apply(plan.overrides, methods)
+    for ref in grid.datasets:
+        check_overrides_apply(ref.overrides, methods)
+    names: dict[tuple[str, DatasetRef, MethodEntry], str] = {}
+    out = []
+    for cell in cells:
+        key = (cell.protocol, cell.dataset, cell.entry)
+        if key not in names:
+            settings = protocol_settings(cell, plan)
+            names[key] = settings.variant_of(cell.method, cell.protocol, plan.backbone)["name"]
+        out.append(replace(cell, variant=names[key]))
+    return out
 
 
 def _xd_sources(grid: GridSpec, opened: list[tuple[DatasetRef, Dataset]]) -> list[tuple[DatasetRef, Dataset]]:
@@ -200,7 +237,9 @@ def protocol_settings(cell: Cell, plan: Plan) -> Any:  # -> ProtocolSettings
         folds=[cell.fold],
         config_file=plan.config_file,
         settings=plan.settings(),
-        overrides=[*plan.overrides, *cell.overrides],
+        overrides=[*plan.overrides, *cell.dataset.overrides],
+        method_overrides=list(cell.entry.overrides),
+        variant=cell.entry.variant,
         with_replacement=plan.with_replacement,
         force=plan.force,
     )
@@ -209,34 +248,34 @@ def protocol_settings(cell: Cell, plan: Plan) -> Any:  # -> ProtocolSettings
 def cell_config(cell: Cell, plan: Plan) -> RunConfig:
     """The cell's resolved run config (:class:`ConfigError` if a value is invalid)."""
     settings = protocol_settings(cell, plan)
-    return settings.config(cell.method, cell.protocol, cell.seed, plan.backbone, cell.dataset_name)
+    return settings.config(cell.method, cell.protocol, cell.seed, plan.backbone)
 
 
 def is_finished(cell: Cell, plan: Plan, config: RunConfig | None = None) -> bool:
-    """Whether the cell's ``results.json`` exists for this config (and, for xd, every target).
+    """Whether the cell's run is finished with this config (and, for xd, has every target).
 
-    A run folder made with another configuration raises :class:`ConfigError` naming it.
+    A run folder made with another configuration raises :class:`ConfigError` naming it; damaged
+    results are moved aside (the cell runs again, :mod:`sept.runs.store`).
     """
-    from sept.protocols.common import CONFIG_FILE, finished_results
-    from sept.training.config import RunConfig
+    from sept.protocols.common import run_neighbors
+    from sept.protocols.needs import readable_of, run_split, training_classes
+    from sept.runs.store import check_unfinished, finished_results
 
     config = config or cell_config(cell, plan)
     directory = cell.run_dir(plan.run_root)
-    done = finished_results(directory, config, plan.force)
+    neighbor_hash = None
+    if "sept" in config.regularizers:
+        split = run_split(cell.dataset.open(), cell.fold)
+        classes = readable_of(split, training_classes(cell.protocol, split))
+        neighbor_hash = run_neighbors(config, classes, cell.dataset_name).hash
+    done = finished_results(directory, config, plan.force, neighbor_hash)
     if done is None:
-        path = directory / CONFIG_FILE
-        if path.exists() and not plan.force:  # an unfinished run: it must be this config to resume
-            saved = {
-                k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k != "sept_version"
-            }
-            if RunConfig.from_dict(saved, source=str(path)).training_hash() != config.training_hash():
-                raise ConfigError(
-                    f"{str(directory)!r} holds an unfinished run with a different configuration"
-                )
+        if not plan.force:  # an unfinished run: it must be this config to resume
+            check_unfinished(directory, config, neighbor_hash)
         return False
     if cell.protocol == "xd":
         wanted = {_open_name(t) for t in plan.targets.get(cell.dataset_name, ())}
-        return wanted <= set(done.get("targets", {}))
+        return wanted <= set(done.data.get("targets", {}))
     return True
 
 
@@ -339,9 +378,9 @@ def preflight_cells(cells: Sequence[Cell], plan: Plan) -> None:
 
     from sept.protocols.preflight import preflight
 
-    groups: dict[tuple[str, DatasetRef, int, tuple[str, ...]], list[Cell]] = {}
+    groups: dict[tuple[str, DatasetRef, int, MethodEntry], list[Cell]] = {}
     for cell in cells:
-        groups.setdefault((cell.protocol, cell.dataset, cell.shots, cell.overrides), []).append(cell)
+        groups.setdefault((cell.protocol, cell.dataset, cell.shots, cell.entry), []).append(cell)
     for (protocol, ref, _, _), members in groups.items():
         first = members[0]
         settings = replace(
@@ -358,39 +397,36 @@ def preflight_cells(cells: Sequence[Cell], plan: Plan) -> None:
 
 # ---- clips the pending cells need (embedded once, before dispatch) ---------------------------
 def needed_clips(cells: Sequence[Cell], plan: Plan) -> list[Any]:
-    """Every clip the cells will embed: their few-shot train clips (manifests drawn now and
-    written to the run root, exactly as the protocols draw them) and their test clips."""
-    from sept.data.manifest import few_shot_manifest, manifest_clips
+    """Every clip the cells will read, as the protocols declare it
+    (:func:`sept.protocols.needs.clips_needed`; manifests are drawn now, exactly as the runs draw them)."""
     from sept.methods.registry import parse_method
+    from sept.protocols.needs import clips_needed
 
     datasets: dict[DatasetRef, Dataset] = {}
-    splits: dict[tuple[DatasetRef, Fold], Any] = {}
 
-    def split_of(ref: DatasetRef, fold: Fold) -> Any:
+    def opened(ref: DatasetRef) -> Dataset:
         if ref not in datasets:
             datasets[ref] = ref.open()
-        if (ref, fold) not in splits:
-            splits[ref, fold] = datasets[ref].split(fold)
-        return splits[ref, fold]
+        return datasets[ref]
 
     clips: dict[Any, None] = {}
     for cell in cells:
         try:
-            split = split_of(cell.dataset, cell.fold)
-            clips.update(dict.fromkeys(split.test))
-            if parse_method(cell.method).trains:
-                manifest, _ = few_shot_manifest(
-                    split,
-                    shots=cell.shots,
-                    seed=cell.seed,
-                    run_root=plan.run_root,
-                    subset="base" if cell.protocol == "base2new" else "all",
-                    with_replacement=plan.with_replacement,
-                )
-                clips.update(dict.fromkeys(manifest_clips(manifest, split)))
-            if cell.protocol == "xd":
-                for ref in plan.targets.get(cell.dataset_name, ()):
-                    clips.update(dict.fromkeys(split_of(ref, None).test))
+            targets = (
+                [opened(r) for r in plan.targets.get(cell.dataset_name, ())] if cell.protocol == "xd" else []
+            )
+            found = clips_needed(
+                cell.protocol,
+                opened(cell.dataset),
+                cell.fold,
+                trains=parse_method(cell.method).trains,
+                shots=cell.shots,
+                seed=cell.seed,
+                run_root=plan.run_root,
+                with_replacement=plan.with_replacement,
+                targets=targets,
+            )
+            clips.update(dict.fromkeys(found))
         except Exception as exc:  # the cell itself will fail with the full story in its log
             log.warning("cannot list the clips of %s: %s", cell.id, exc)
     return list(clips)

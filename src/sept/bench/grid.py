@@ -9,12 +9,17 @@ The file (every key but ``datasets`` and ``methods`` optional)::
     protocols: [base2new]                # fewshot, base2new, xd (`protocol: base2new` also works)
     datasets:
       - name: us8k-mini                  # a registered dataset (`sept data list`)...
-        root: ../shared/data/us8k-mini   # ...read from root (default $SEPT_DATA_ROOT/<Name>)
+        root: data/us8k-mini             # ...read from root (default $SEPT_DATA_ROOT/<Name>)
         folds: default                   # this dataset's folds (else the grid's `folds`)
       - data: my_clips.csv               # or your own CSV path,classname[,fold] / folder per class
         test: my_test.csv                # optional test list of your own data
+        name: mine                       # optional display name of your data (default: the stem)
+        set: [sept.neighbors=mine.json]  # options for this dataset's runs (where a method has them)
     folds: all                           # all | default (the dataset's default fold) | [1, 2]
-    methods: [zeroshot, coop, coop+sept, {name: kgcoop+sept, set: [sept.weight=2]}]
+    methods: [zeroshot, coop, coop+sept, {name: kgcoop+sept, set: [sept.weight=2]}, coop+sept@lam2]
+    variants:                            # named variants of a method: coop+sept@lam2 is coop+sept with
+      coop+sept@lam2: {set: [sept.weight=2], family: lambda}   # these options; `family` groups
+      # ablations (one report table each, deltas against `reference`, default the plain method)
     shots: [16]
     seeds: [0, 1, 2]
     with_replacement: false              # allow classes with fewer train clips than shots
@@ -25,25 +30,28 @@ The file (every key but ``datasets`` and ``methods`` optional)::
     executor: {kind: local, workers: null, threads: 1, address: null, num_cpus: 1, num_gpus: 0}
 
 Relative paths are relative to the current directory, as on the command line; ``$VAR`` and
-``~`` are expanded. Keys of ``config`` / ``config_file`` that name a component a method lacks
-are ignored for that method (one file serves the whole grid); ``overrides`` and a method's ``set``
-must apply to the method. Every cell is one (protocol, dataset, fold, method, shots, seed) run.
+``~`` are expanded. Keys of ``config`` / ``config_file``, ``overrides`` and a dataset's ``set``
+are aimed: they apply to the methods that have the component (one file serves the whole grid; a
+key no method has is an error); a method's or variant's own ``set`` must apply to it. Every cell is
+one (protocol, dataset, fold, variant, shots, seed) run; its folder is named by
+:mod:`sept.runs.identity`, so variants and datasets never share one.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sept.errors import ConfigError
+from sept.runs.schema import PROTOCOLS
 
 if TYPE_CHECKING:
     from sept.data.dataset import Dataset
 
-PROTOCOLS = ("fewshot", "base2new", "xd")
 EXECUTORS = ("local", "serial", "ray")
 _TOP_KEYS = {
     "name",
@@ -64,6 +72,7 @@ _TOP_KEYS = {
     "overrides",
     "xd",
     "executor",
+    "variants",
 }
 
 
@@ -84,11 +93,14 @@ class DatasetRef:
     data: str | None = None
     test: str | None = None
     folds: str | tuple[int, ...] | None = None
+    overrides: tuple[str, ...] = ()
 
     def open(self) -> Dataset:
         from sept.data.registry import open_dataset
 
-        return open_dataset(self.name or self.data or "", self.root, test=self.test)
+        if self.data:
+            return open_dataset(self.data, self.root, test=self.test, name=self.name)
+        return open_dataset(self.name or "", self.root)
 
     @property
     def label(self) -> str:
@@ -97,10 +109,24 @@ class DatasetRef:
 
 @dataclass(frozen=True)
 class MethodEntry:
-    """A method string (``coop+sept``) with its own ``--set`` overrides."""
+    """A method (``coop+sept``) or a named variant of one (``label``: ``lam2`` of ``coop+sept@lam2``)
+    with its own ``--set`` overrides, its ablation ``family`` and the ``reference`` it is compared with."""
 
     name: str
     overrides: tuple[str, ...] = ()
+    label: str | None = None
+    family: str | None = None
+    reference: str | None = None
+
+    @property
+    def variant(self) -> Any:  # -> sept.runs.identity.VariantSpec
+        from sept.runs.identity import VariantSpec
+
+        return VariantSpec(self.label, self.family, self.reference)
+
+    @property
+    def display(self) -> str:
+        return f"{self.name}@{self.label}" if self.label else self.name
 
 
 @dataclass(frozen=True)
@@ -186,39 +212,82 @@ def _dataset(item: Any, source: str, where: str) -> DatasetRef:
     if isinstance(item, str):
         return DatasetRef(name=item)
     d = _mapping(item, source, where)
-    unknown = set(d) - {"name", "root", "data", "test", "folds"}
+    unknown = set(d) - {"name", "root", "data", "test", "folds", "set"}
     if unknown:
         raise _err(
-            source, where, f"unknown key(s) {', '.join(sorted(unknown))} (name, root, data, test, folds)"
+            source, where, f"unknown key(s) {', '.join(sorted(unknown))} (name, root, data, test, folds, set)"
         )
-    if bool(d.get("name")) == bool(d.get("data")):
-        raise _err(source, where, "give either `name` (a registered dataset) or `data` (a CSV or folder)")
+    if not d.get("name") and not d.get("data"):
+        raise _err(
+            source, where, "give `name` (a registered dataset) or `data` (a CSV or folder, `name` optional)"
+        )
+    if d.get("name") is not None and (not isinstance(d["name"], str) or not d["name"].strip()):
+        raise _err(source, f"{where}.name", f"expected a non-empty string, got {d['name']!r}")
 
     def path(key: str) -> str | None:
         return expand_path(str(d[key])) if d.get(key) is not None else None
 
     folds = _folds(d["folds"], source, f"{where}.folds") if d.get("folds") is not None else None
     name = str(d["name"]) if d.get("name") else None
-    return DatasetRef(name=name, root=path("root"), data=path("data"), test=path("test"), folds=folds)
+    sets = _strings(d["set"], source, f"{where}.set") if d.get("set") else ()
+    return DatasetRef(
+        name=name, root=path("root"), data=path("data"), test=path("test"), folds=folds, overrides=sets
+    )
 
 
-def _method(item: Any, source: str, where: str) -> MethodEntry:
+def _method(item: Any, source: str, where: str, variants: Mapping[str, Any]) -> MethodEntry:
+    """A method entry: ``coop``, ``{name: coop, set: [...]}``, or a variant ``coop+sept@lam2``
+    declared inline (``{name: coop+sept@lam2, set: [...], family: ...}``) or under ``variants``."""
     from sept.errors import UnknownNameError
     from sept.methods.registry import parse_method
 
     if isinstance(item, str):
-        name, sets = item, ()
+        d: dict[str, Any] = {"name": item}
     else:
         d = _mapping(item, source, where)
-        unknown = set(d) - {"name", "set"}
-        if unknown or not isinstance(d.get("name"), str):
-            raise _err(source, where, "a method is a string or {name: METHOD, set: [key=value, ...]}")
-        name, sets = d["name"], _strings(d.get("set") or [], source, f"{where}.set")
+    unknown = set(d) - {"name", "set", "family", "reference"}
+    if unknown or not isinstance(d.get("name"), str):
+        raise _err(
+            source,
+            where,
+            "a method is a string or {name: METHOD[@LABEL], set: [key=value, ...], family, reference}",
+        )
+    text = d["name"].strip()
+    base, at, label = text.partition("@")
+    if at:
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", label):
+            raise _err(source, where, f"variant label {label!r}: use letters, digits, '.', '_' or '-'")
+        declared = variants.get(text)
+        if declared is not None:
+            if set(d) - {"name"}:
+                raise _err(source, where, f"variant {text!r} is declared under `variants`; name it only")
+            d = {"name": text, **declared}
+        elif not (set(d) - {"name"}):
+            raise _err(source, where, f"variant {text!r} is not declared under `variants` and has no `set`")
     try:
-        canonical = parse_method(name).name
+        canonical = parse_method(base).name
     except UnknownNameError as exc:
         raise _err(source, where, str(exc)) from exc
-    return MethodEntry(canonical, tuple(sets))
+    for key in ("family", "reference"):
+        if d.get(key) is not None and not isinstance(d[key], str):
+            raise _err(source, f"{where}.{key}", f"expected a string, got {d[key]!r}")
+    sets = _strings(d.get("set") or [], source, f"{where}.set") if d.get("set") else ()
+    return MethodEntry(canonical, tuple(sets), label or None, d.get("family"), d.get("reference"))
+
+
+def _variants(value: Any, source: str) -> dict[str, dict[str, Any]]:
+    """The ``variants`` block: ``{METHOD@LABEL: {set: [...], family: F, reference: R}}``."""
+    out = {}
+    for name, spec in _mapping(value, source, "variants").items():
+        where = f"variants.{name}"
+        if not isinstance(name, str) or "@" not in name:
+            raise _err(source, where, "a variant is named METHOD@LABEL, e.g. coop+sept@lam2")
+        d = _mapping(spec, source, where)
+        unknown = set(d) - {"set", "family", "reference"}
+        if unknown:
+            raise _err(source, where, f"unknown key(s) {', '.join(sorted(unknown))} (set, family, reference)")
+        out[name] = d
+    return out
 
 
 def _executor(value: Any, source: str) -> ExecutorSettings:
@@ -285,7 +354,7 @@ def parse_grid(data: Mapping[str, Any], source: str = "<grid>") -> GridSpec:
         name=str(data.get("name") or Path(source).stem),
         run_root=expand_path(str(data.get("run_root") or "runs")),
         datasets=datasets,
-        methods=tuple(_method(m, source, f"methods[{i}]") for i, m in enumerate(_list(data["methods"]))),
+        methods=_methods(data, source),
         protocols=protocols,
         backbone=backbone,
         backbone_options=options,
@@ -306,6 +375,18 @@ def parse_grid(data: Mapping[str, Any], source: str = "<grid>") -> GridSpec:
         ),
         executor=_executor(data.get("executor"), source),
     )
+
+
+def _methods(data: Mapping[str, Any], source: str) -> tuple[MethodEntry, ...]:
+    variants = _variants(data.get("variants"), source)
+    methods = tuple(
+        _method(m, source, f"methods[{i}]", variants) for i, m in enumerate(_list(data["methods"]))
+    )
+    listed = {m.display for m in methods}
+    unused = sorted(set(variants) - listed)
+    if unused:
+        raise _err(source, "variants", f"declared but not listed under methods: {', '.join(unused)}")
+    return methods
 
 
 def _list(value: Any) -> Sequence[Any]:

@@ -3,8 +3,8 @@
 Before any compute, every cell's config is resolved (an invalid value stops the sweep), the
 unfinished cells' data are checked as ``sept run`` checks them (a missing list, a class with too
 few clips for the shots, a ``+sept`` run without a neighbour set stop the sweep), and every
-finished cell is found (``results.json`` of the same config; a run folder of another
-config stops the sweep, naming it). The pending cells' clips are embedded once in this process
+finished cell is found (:mod:`sept.runs.store`: results of the same config; a run folder of
+another config stops the sweep, naming it; a damaged one is moved aside and run again). The pending cells' clips are embedded once in this process
 so that workers only read the feature cache, then the executor runs them; each outcome is
 printed as it arrives and the sweep's record goes to ``<run_root>/bench/sweep-<time>.json``.
 """
@@ -57,15 +57,15 @@ class SweepResult:
         return [c.run_dir(self.plan.run_root) for c in self.cells]
 
 
-def describe(summary: dict[str, Any]) -> str:
-    """One line of a run's summary numbers (Base/New/H, accuracy, or source/targets)."""
-    if "h" in summary:
-        return f"Base {summary['base']:6.2f}  New {summary['new']:6.2f}  H {summary['h']:6.2f}"
-    if "mean_target" in summary:
-        return f"source {summary['source']:6.2f}  targets {summary['mean_target']:6.2f}"
-    if "accuracy" in summary:
-        return f"accuracy {summary['accuracy']:6.2f}  macro-F1 {summary.get('macro_f1', float('nan')):6.2f}"
-    return ""
+def describe(outcome: Outcome) -> str:
+    """One line of a finished cell's summary numbers (:func:`sept.runs.schema.describe_summary`)."""
+    from sept.runs.schema import describe_summary
+
+    protocol = outcome.cell.split("/", 1)[0]
+    try:
+        return describe_summary(protocol, outcome.summary)
+    except (KeyError, TypeError, ValueError):
+        return ""
 
 
 def plan_sweep(grid: GridSpec, *, force: bool = False) -> tuple[Plan, list[Cell], list[Cell]]:
@@ -141,7 +141,7 @@ def run_sweep(
         nonlocal count
         count += 1
         result.outcomes[outcome.cell] = outcome
-        line = describe(outcome.summary) if outcome.status == "ok" else outcome.error
+        line = describe(outcome) if outcome.status == "ok" else outcome.error
         if outcome.status == "failed" and outcome.log:
             line += f" (log: {outcome.log})"
         echo(

@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from sept.report.aggregate import group_runs
     from sept.report.collect import collect
     from sept.report.tables import build_tables
+    from sept.runs.layout import results_path
 
     grid = _grid_from_args(args)
     if args.dry_run:
@@ -102,12 +103,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     result = run_sweep(grid, force=args.force, workers=args.workers)
-    found = [d / "results.json" for d in result.run_dirs() if (d / "results.json").exists()]
+    found = [p for p in map(results_path, result.run_dirs()) if p.exists()]
     if found:
         records = collect(found)
         one_dataset = len({r.dataset for r in records}) == 1
         print()
-        for table in build_tables(group_runs(records)):
+        for table in build_tables(group_runs(records), records):
             if not (one_dataset and table.key.endswith("-average")):  # the same numbers as the dataset's
                 print(table.to_markdown())
     if args.report:

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from sept.cli.common import add_backbone_args, add_feature_args
+from sept.runs.layout import CONFIG_FILE, PROMPT_FILE, RESULTS_FILE
+from sept.runs.schema import PROTOCOLS
 
 log = logging.getLogger(__name__)
-
-_PROTOCOLS = ("fewshot", "base2new", "xd")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,10 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train a method on cached audio features and evaluate it: --protocol fewshot (K shots of "
         "every class, test on all), base2new (train on K shots of the base classes; report Base, New and H) or "
         "xd (train on a source dataset, evaluate on --targets). Every fold (default) and seed is one run "
-        "folder RUN_ROOT/<protocol>/<dataset>/fold-<k>/<method>/shots-<K>/seed-<s>/ with config.json, "
-        "prompt.safetensors and results.json. Finished runs are skipped; interrupted ones resume.",
+        "folder RUN_ROOT/<protocol>/<dataset>/fold-<k>/<method>[@options]/shots-<K>/seed-<s>/ with "
+        f"{CONFIG_FILE}, {PROMPT_FILE} and {RESULTS_FILE}; options that differ from the method's defaults "
+        "name the folder (@key=value). Finished runs are skipped; interrupted ones resume.",
     )
-    p.add_argument("--protocol", choices=_PROTOCOLS, default=None, help="evaluation protocol (required)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=None, help="evaluation protocol (required)")
     p.add_argument(
         "--method",
         nargs="+",
@@ -60,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. optim.lr=0.01, learner.n_ctx=16, kg.weight=4 (repeatable)",
+        help="override a config value, e.g. optim.lr=0.01, learner.n_ctx=16, kg.weight=4 (repeatable); "
+        "applied to the methods that have the option (sept.weight=2 leaves coop alone)",
     )
     p.add_argument("--run-root", type=Path, default=Path("runs"), help="folder of run folders (default runs)")
     p.add_argument("--force", action="store_true", help="train finished runs again")
@@ -100,12 +102,9 @@ def _targets(args: argparse.Namespace, source_name: str) -> list[Any]:
 
 
 def _describe(result: dict[str, Any]) -> str:
-    s = result["summary"]
-    if result["protocol"] == "base2new":
-        return f"Base {s['base']:6.2f}  New {s['new']:6.2f}  H {s['h']:6.2f}"
-    if result["protocol"] == "xd":
-        return f"source {s['source']:6.2f}  targets {s['mean_target']:6.2f} (mean of {len(s['targets'])})"
-    return f"accuracy {s['accuracy']:6.2f}  macro-F1 {s['macro_f1']:6.2f}"
+    from sept.runs.schema import describe_summary
+
+    return describe_summary(result["protocol"], result["summary"])
 
 
 def _num_skipped(result: dict[str, Any]) -> int:
@@ -117,13 +116,10 @@ def _num_skipped(result: dict[str, Any]) -> int:
 
 
 def _mean_line(results: list[dict[str, Any]]) -> str:
-    keys = {
-        "base2new": ("base", "new", "h"),
-        "xd": ("source", "mean_target"),
-        "fewshot": ("accuracy", "macro_f1"),
-    }
+    from sept.runs.schema import METRICS
+
     parts = []
-    for key in keys[results[0]["protocol"]]:
+    for key in METRICS[results[0]["protocol"]]:
         values = [r["summary"][key] for r in results]
         spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
         parts.append(f"{key} {statistics.fmean(values):.2f}{spread}")
@@ -158,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from sept.errors import SeptError
     from sept.methods.registry import parse_method
     from sept.protocols import FeatureOptions, FeatureStore, ProtocolSettings, run_protocol
+    from sept.protocols.common import check_overrides_apply
     from sept.protocols.preflight import preflight
     from sept.training.config import resolve_config
 
@@ -170,13 +167,15 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise SeptError(f"missing {', '.join(missing)} (see `sept run --help`)")
     if args.show_config:
-        for m in args.method:
+        methods = [parse_method(m).name for m in args.method]
+        check_overrides_apply(args.overrides, methods)
+        for m in methods:
             config = resolve_config(
                 m,
                 args.protocol,
                 config_file=args.config,
                 settings={"backbone": args.backbone},
-                overrides=args.overrides,
+                aimed=args.overrides,
             )
             print(json.dumps(config.to_dict(), indent=2))
         return 0
@@ -196,13 +195,14 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
     )
     methods = [parse_method(m).name for m in args.method]
+    check_overrides_apply(settings.overrides, methods)
     for m in methods:  # every config error before any compute
         resolve_config(
             m,
             args.protocol,
             config_file=args.config,
             settings=settings.settings,
-            overrides=settings.overrides,
+            aimed=settings.overrides,
         )
     targets = _targets(args, dataset.name) if args.protocol == "xd" else None
     preflight(args.protocol, dataset, methods, settings, targets)  # every data error before any compute
@@ -224,12 +224,18 @@ def run(args: argparse.Namespace) -> int:
             fold = "" if r["fold"] is None else f" fold {r['fold']}"
             skipped = _num_skipped(r)
             note = f"  ({skipped} undecodable file(s) skipped, listed in results.json)" if skipped else ""
+            name = r["variant"]["name"]
             print(
-                f"{args.protocol} {r['dataset']}{fold} {m} K={r['shots']} seed {r['seed']}: {_describe(r)}{note}"
+                f"{args.protocol} {r['dataset']}{fold} {name} K={r['shots']} seed {r['seed']}: {_describe(r)}{note}"
             )
+            for warning in r.get("warnings") or []:
+                print(f"  warning: {warning}")
         if len(results) > 1:
+            name = results[0]["variant"]["name"]
             print(
-                f"{args.protocol} {dataset.name} {m} K={args.shots}, mean of {len(results)} runs: {_mean_line(results)}"
+                f"{args.protocol} {dataset.name} {name} K={args.shots}, mean of {len(results)} runs: {_mean_line(results)}"
             )
-    print(f"run folders under {args.run_root / args.protocol / dataset.name}")
+    from sept.runs.identity import dataset_id
+
+    print(f"run folders under {args.run_root / args.protocol / dataset_id(dataset)}")
     return 0

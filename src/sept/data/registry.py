@@ -214,11 +214,13 @@ def open_dataset(
     root: str | os.PathLike[str] | None = None,
     *,
     test: str | os.PathLike[str] | None = None,
+    name: str | None = None,
 ) -> Dataset:
     """A registered dataset by name, or a user's CSV / folder per class (see :func:`sept.data.dataset.load_dataset`).
 
     For a registered name ``root`` is its folder; for a path, ``root`` is the folder the CSV paths
-    are relative to and ``test`` an optional test CSV or folder.
+    are relative to, ``test`` an optional test CSV or folder and ``name`` its display name
+    (default: the file's stem).
     """
     text = os.fspath(name_or_path)
     if is_registered(text):
@@ -228,5 +230,5 @@ def open_dataset(
             )
         return get_dataset(text, root)
     if Path(text).exists():
-        return load_dataset(text, test=test, root=root)
+        return load_dataset(text, test=test, root=root, name=name)
     raise UnknownNameError("dataset", text, [*list_datasets(), "(or a path to a CSV or a folder per class)"])

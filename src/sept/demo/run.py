@@ -81,11 +81,12 @@ def run_demo(
     """Run the demo; prints the tables and the report's path. Returns 0, or 1 if a cell failed."""
     from sept.bench.sweep import run_sweep
     from sept.report.build import build_report
+    from sept.runs.layout import results_path
 
     start = time.perf_counter()
     grid = demo_grid(demo_dataset(data_root, echo), run_root, seeds)
     result = run_sweep(grid, workers=workers, echo=echo)
-    found = [d / "results.json" for d in result.run_dirs() if (d / "results.json").exists()]
+    found = [p for p in map(results_path, result.run_dirs()) if p.exists()]
     if not found:
         echo("no run finished; see the cell logs above")
         return 1

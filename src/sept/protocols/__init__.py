@@ -2,7 +2,7 @@
 
 ``run_protocol("base2new", backbone, dataset, "coop", settings)`` runs every fold and seed and
 returns one result dict per run (each also written to its run folder, see
-:mod:`sept.protocols.common`).
+:mod:`sept.runs`).
 """
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sept.errors import UnknownNameError
-from sept.protocols.common import FeatureOptions, FeatureStore, ProtocolSettings, run_dir
+from sept.protocols.common import FeatureOptions, FeatureStore, ProtocolSettings
+from sept.runs.schema import PROTOCOLS
 
 if TYPE_CHECKING:
     from sept.backbones.base import Backbone
     from sept.data.dataset import Dataset
 
-PROTOCOLS = ("fewshot", "base2new", "xd")
-
-__all__ = ["PROTOCOLS", "FeatureOptions", "FeatureStore", "ProtocolSettings", "run_dir", "run_protocol"]
+__all__ = ["PROTOCOLS", "FeatureOptions", "FeatureStore", "ProtocolSettings", "run_protocol"]
 
 
 def run_protocol(

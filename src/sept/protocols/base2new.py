@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sept.errors import DataError
 from sept.protocols.common import (
     FeatureStore,
     ProtocolSettings,
@@ -18,11 +17,13 @@ from sept.protocols.common import (
     labelled_set,
     structure_of_run,
 )
+from sept.protocols.needs import base_and_new
 from sept.protocols.runs import ProtocolRun, run_each, train_on_shots
 
 if TYPE_CHECKING:
     from sept.backbones.base import Backbone
     from sept.data.dataset import Dataset
+    from sept.neighbors.resolve import ResolvedNeighbors
 
 PROTOCOL = "base2new"
 
@@ -35,19 +36,14 @@ def run_base2new(
     store: FeatureStore | None = None,
 ) -> list[dict[str, Any]]:
     """One result dict per (fold, seed) with ``base``, ``new`` and ``summary`` {base, new, h}."""
-    from sept.data.sampling import base_new_split
     from sept.evaluation.metrics import harmonic_mean
 
     store = store or FeatureStore(backbone)
 
     def body(run: ProtocolRun) -> dict[str, Any]:
-        base, new = base_new_split(run.split.classnames)
-        if not new:
-            raise DataError(
-                f"dataset {dataset.name!r} has {len(base)} class(es): base-to-new needs at least 2"
-            )
+        base, new = base_and_new(run.split)
         base_split, new_split = run.split.restrict(base), run.split.restrict(new)
-        trained, info = train_on_shots(run, backbone, store, settings, base_split, subset="base")
+        trained, info = train_on_shots(run, backbone, store, settings, base_split)
         base_metrics = evaluate(
             trained, labelled_set(store, base_split.test, base_split, "base test"), run.config
         )
@@ -66,10 +62,24 @@ def run_base2new(
             "semantic_structure": structure_of_run(
                 run.directory,
                 trained,
-                run.config,
-                dataset.name,
+                _all_neighbors(run, list(base_split.readable) + list(new_split.readable)),
                 {"base": list(base_split.readable), "new": list(new_split.readable)},
             ),
         }
 
     return run_each(PROTOCOL, backbone, dataset, method, settings, body)
+
+
+def _all_neighbors(run: ProtocolRun, classes: list[str]) -> ResolvedNeighbors | None:
+    """The neighbour set of base and new classes for the structure analysis: the run's own set
+    when it covers the new classes too, else the set the one rule gives for all of them."""
+    from sept.neighbors.errors import MissingNeighborsError
+    from sept.neighbors.resolve import resolve_neighbors
+
+    requested = (
+        run.neighbors.name if run.neighbors is not None and run.neighbors.origin == "requested" else None
+    )
+    try:
+        return resolve_neighbors(classes, requested, run.dataset.name)
+    except MissingNeighborsError:
+        return None

@@ -1,19 +1,13 @@
-"""What every protocol shares: run folders, features with labels, train-save-evaluate, results.
+"""What every protocol shares: features with labels, train-save-evaluate, the run header, settings.
 
-A run folder is ``<run_root>/<protocol>/<dataset>/fold-<k>/<method>/shots-<K>/seed-<s>/``
-(``fold-none`` for a single train/test split) and holds ``config.json`` (the resolved config),
-``prompt.safetensors`` (learned parameters only), ``checkpoint.safetensors`` while training
-(removed once the run is finished) and ``results.json``. A run whose ``results.json`` exists is
-finished and skipped on rerun (``force=True`` trains it again).
-
-Methods see the readable class names of the dataset (``dataset.readable_name``: "dog_bark" ->
-"dog bark"), which is also what a saved prompt records; results key per-class metrics by the
-raw class names.
+Run folders, their files and the results schema belong to :mod:`sept.runs`; which clips and
+classes a protocol reads, to :mod:`sept.protocols.needs`. Methods see the readable class names of
+the dataset (``dataset.readable_name``: "dog_bark" -> "dog bark"), which is also what a saved
+prompt records; results key per-class metrics by the raw class names.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -26,45 +20,18 @@ import torch
 
 from sept.data.clips import Clip
 from sept.errors import ConfigError, DataError
-from sept.utils.atomic import atomic_write_json
-from sept.utils.paths import safe_name
+from sept.runs.layout import CHECKPOINT_FILE, PROMPT_FILE
 
 if TYPE_CHECKING:
     from sept.backbones.base import Backbone
-    from sept.data.dataset import Fold, Split
+    from sept.data.dataset import Dataset, Fold, Split
     from sept.features.extract import FeatureSet
     from sept.methods.compose import ComposedMethod
+    from sept.neighbors.resolve import ResolvedNeighbors
+    from sept.runs.identity import VariantSpec
     from sept.training.config import RunConfig
 
 log = logging.getLogger(__name__)
-
-RESULTS_FILE = "results.json"
-CONFIG_FILE = "config.json"
-PROMPT_FILE = "prompt.safetensors"
-CHECKPOINT_FILE = "checkpoint.safetensors"
-RESULTS_FORMAT = "sept-results/1"
-
-
-def run_dir(
-    run_root: str | os.PathLike[str],
-    protocol: str,
-    dataset: str,
-    fold: Fold,
-    method: str,
-    shots: int,
-    seed: int,
-) -> Path:
-    """``<run_root>/<protocol>/<dataset>/fold-<k>/<method>/shots-<K>/seed-<s>``."""
-    fold_dir = "fold-none" if fold is None else f"fold-{fold}"
-    return (
-        Path(run_root)
-        / protocol
-        / safe_name(dataset)
-        / fold_dir
-        / safe_name(method)
-        / f"shots-{shots}"
-        / f"seed-{seed}"
-    )
 
 
 @dataclass
@@ -148,53 +115,6 @@ def labelled_set(store: FeatureStore, clips: Sequence[Clip], split: Split, what:
     )
 
 
-# ---- runs --------------------------------------------------------------------------------------
-def _check_same_config(path: Path, data: Mapping[str, Any], config: RunConfig) -> None:
-    from sept.training.config import RunConfig
-
-    data = {k: v for k, v in data.items() if k != "sept_version"}
-    if RunConfig.from_dict(data, source=str(path)).training_hash() != config.training_hash():
-        raise ConfigError(
-            f"{str(path.parent)!r} holds a run with a different configuration ({path.name}); "
-            "use another --run-root, or --force to train it again"
-        )
-
-
-def finished_results(directory: Path, config: RunConfig, force: bool = False) -> dict[str, Any] | None:
-    """The results of a finished run in ``directory`` (None: not finished, or ``force``).
-
-    A run folder made with another configuration raises :class:`ConfigError` (its name does
-    not show the hyper-parameters): use another run root, or ``force`` to retrain.
-    """
-    path = directory / RESULTS_FILE
-    if force or not path.exists():
-        return None
-    results = json.loads(path.read_text(encoding="utf-8"))
-    _check_same_config(path, results["config"], config)
-    return results
-
-
-def prepare_run_dir(directory: Path, config: RunConfig, force: bool) -> None:
-    """Create the folder and write ``config.json``; with ``force`` clear earlier outputs first.
-
-    An unfinished run of another configuration in the folder raises :class:`ConfigError`.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    config_path = directory / CONFIG_FILE
-    if force:
-        for name in (RESULTS_FILE, PROMPT_FILE, CHECKPOINT_FILE):
-            (directory / name).unlink(missing_ok=True)
-    elif config_path.exists():
-        _check_same_config(config_path, json.loads(config_path.read_text(encoding="utf-8")), config)
-    atomic_write_json(config_path, _config_json(config))
-
-
-def _config_json(config: RunConfig) -> dict[str, Any]:
-    from sept import __version__
-
-    return {"sept_version": __version__, **config.to_dict()}
-
-
 def train_run(
     directory: Path,
     config: RunConfig,
@@ -247,66 +167,70 @@ def evaluate(method: ComposedMethod, data: LabelledSet, config: RunConfig) -> di
 def structure_of_run(
     directory: Path,
     method: ComposedMethod,
-    config: RunConfig,
-    dataset: str,
+    neighbors: ResolvedNeighbors | None,
     groups: Mapping[str, Sequence[str]],
 ) -> dict[str, Any] | None:
     """Semantic-structure retention of the trained prompt over every class of ``groups``
-    (see :mod:`sept.analysis.structure`); None when no neighbour set covers the classes."""
+    (see :mod:`sept.analysis.structure`) with the run's neighbour set; None without one."""
     from sept.analysis.structure import run_structure
 
-    sept = config.regularizers.get("sept")
-    classes = [c for members in groups.values() for c in members]
-    return run_structure(
-        directory, method, dataset, classes, dict(groups), sept.neighbors if sept is not None else None
-    )
+    if neighbors is None:
+        return None
+    return run_structure(directory, method, neighbors, dict(groups))
 
 
-def write_results(directory: Path, results: dict[str, Any]) -> Path:
-    """Write ``results.json`` atomically (the run is then finished) and drop the checkpoint.
+def run_neighbors(config: RunConfig, classes: Sequence[str], dataset: str) -> ResolvedNeighbors | None:
+    """The neighbour set of a run (:func:`sept.neighbors.resolve.resolve_neighbors` on its classes).
 
-    ``results`` gains its ``format`` key, so it equals what the file holds.
+    A ``+sept`` run must have one (its ``sept.neighbors`` then names the set resolved, so the saved
+    config says which); for other methods it is the set the semantic-structure analysis uses, or
+    None when no set covers the classes.
     """
-    results["format"] = RESULTS_FORMAT
-    path = atomic_write_json(directory / RESULTS_FILE, results)
-    (directory / CHECKPOINT_FILE).unlink(missing_ok=True)
-    return path
+    from sept.neighbors.errors import MissingNeighborsError
+    from sept.neighbors.resolve import resolve_neighbors
+
+    sept = config.regularizers.get("sept")
+    if sept is not None:
+        resolved = resolve_neighbors(classes, sept.neighbors, dataset)
+        sept.neighbors = resolved.name
+        return resolved
+    try:
+        return resolve_neighbors(classes, None, dataset)
+    except MissingNeighborsError:
+        return None
 
 
 def run_header(
     protocol: str,
-    dataset: str,
+    dataset: Dataset,
     fold: Fold,
     config: RunConfig,
+    variant: Mapping[str, Any],
     shots: int,
     seed: int,
     backbone: Backbone,
     method: ComposedMethod,
+    neighbors: ResolvedNeighbors | None,
 ) -> dict[str, Any]:
+    """The keys every run's results start with (:mod:`sept.runs.schema`)."""
+    from sept.runs.identity import dataset_id
+
     return {
         "protocol": protocol,
-        "dataset": dataset,
+        "dataset": dataset.name,
+        "dataset_id": dataset_id(dataset),
         "fold": fold,
         "method": config.method,
+        "variant": dict(variant),
         "shots": shots,
         "seed": seed,
         "backbone": backbone.name,
         "backbone_identity": backbone.identity,
         "logit_scale": method.logit_scale,
         "config": config.to_dict(),
+        "neighbor_set": neighbors.record() if neighbors is not None else None,
+        "warnings": [],
     }
-
-
-def _default_neighbor_set(config: RunConfig, dataset: str) -> None:
-    """Point a SEPT regularizer without a neighbour set at the set shipped for ``dataset``."""
-    sept = config.regularizers.get("sept")
-    if sept is None or sept.neighbors is not None:
-        return
-    from sept.neighbors.store import list_shipped
-
-    shipped = {name.lower(): name for name in list_shipped()}
-    if dataset.lower() in shipped:
-        sept.neighbors = shipped[dataset.lower()]
 
 
 @dataclass
@@ -314,7 +238,10 @@ class ProtocolSettings:
     """Inputs every protocol takes besides the data.
 
     ``config_file``, ``settings`` and ``overrides`` are the config layers of
-    :func:`sept.training.config.resolve_config`; ``force`` retrains finished runs.
+    :func:`sept.training.config.resolve_config`. ``overrides`` are aimed: each applies to the
+    methods that have its component (a key no method has is an error, see
+    :func:`check_overrides_apply`); ``method_overrides`` must apply to the method. ``variant``
+    names the run's variant (a grid's ``coop+sept@lam2``); ``force`` retrains finished runs.
     """
 
     run_root: Path
@@ -324,41 +251,65 @@ class ProtocolSettings:
     config_file: str | os.PathLike[str] | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     overrides: Iterable[str] = ()
+    method_overrides: Iterable[str] = ()
+    variant: VariantSpec | None = None
     with_replacement: bool = False
     force: bool = False
 
     def __post_init__(self) -> None:
         self.run_root = Path(self.run_root)
+        if self.run_root.exists() and not self.run_root.is_dir():
+            raise ConfigError(f"run root {str(self.run_root)!r} is a file, not a folder")
         if self.shots < 1:
             raise ConfigError(f"shots must be >= 1, got {self.shots}")
         if not list(self.seeds) or min(self.seeds) < 0:
             raise ConfigError(f"seeds must be a non-empty list of integers >= 0, got {list(self.seeds)}")
         self.overrides = list(self.overrides)
+        self.method_overrides = list(self.method_overrides)
 
-    def config(
-        self, method: str, protocol: str, seed: int, backbone: str, dataset: str | None = None
-    ) -> RunConfig:
-        """The resolved config of one run (the run's seed and the backbone's name recorded in it).
-
-        A ``+sept`` run whose config names no neighbour set uses the set shipped for ``dataset``
-        (when there is one); the config records which.
-        """
+    def config(self, method: str, protocol: str, seed: int, backbone: str) -> RunConfig:
+        """The resolved config of one run (the run's seed and the backbone's name recorded in it)."""
         from sept.training.config import resolve_config
 
         settings = {"backbone": backbone, **self.settings, "seed": seed}
         config = resolve_config(
-            method, protocol, config_file=self.config_file, settings=settings, overrides=self.overrides
+            method,
+            protocol,
+            config_file=self.config_file,
+            settings=settings,
+            overrides=self.method_overrides,
+            aimed=self.overrides,
         )
         if config.seed != seed:
             raise ConfigError(
                 f"the seed of a run comes from the seed list ({seed}); do not set 'seed' in a config"
             )
-        if dataset is not None:
-            _default_neighbor_set(config, dataset)
         return config
+
+    def variant_of(self, method: str, protocol: str, backbone: str) -> dict[str, Any]:
+        """The run's variant record {name, label, options, family, reference} (:mod:`sept.runs.identity`)."""
+        from sept.runs.identity import describe_variant
+        from sept.training.config import resolve_config
+
+        seed = next(iter(self.seeds))
+        config = self.config(method, protocol, seed, backbone)
+        reference = resolve_config(method, protocol, settings={"backbone": backbone, "seed": seed})
+        return describe_variant(config, reference, self.variant)
 
     def folds_of(self, dataset_folds: Sequence[int]) -> list[Fold]:
         """The folds to run: the given ones, else every fold (or the single split)."""
         if self.folds:
             return list(self.folds)
         return list(dataset_folds) or [None]
+
+
+def check_overrides_apply(overrides: Iterable[str], methods: Sequence[str]) -> None:
+    """Each aimed ``key=value`` must name an option of at least one of ``methods`` (ConfigError)."""
+    from sept.training.config import override_applies, parse_override
+
+    for text in overrides:
+        key, _ = parse_override(text)
+        if not any(override_applies(m, key) for m in methods):
+            raise ConfigError(
+                f"--set {text!r}: none of the methods {', '.join(methods)} has an option {key!r}"
+            )

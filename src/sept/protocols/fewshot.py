@@ -36,7 +36,7 @@ def run_fewshot(
 
     def body(run: ProtocolRun) -> dict[str, Any]:
         split = run.split
-        trained, info = train_on_shots(run, backbone, store, settings, split, subset="all")
+        trained, info = train_on_shots(run, backbone, store, settings, split)
         metrics = evaluate(trained, labelled_set(store, split.test, split, "test"), run.config)
         return {
             **run.header(settings, backbone, trained),
@@ -44,7 +44,7 @@ def run_fewshot(
             "test": metrics,
             "summary": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},
             "semantic_structure": structure_of_run(
-                run.directory, trained, run.config, dataset.name, {"all": list(split.readable)}
+                run.directory, trained, run.neighbors, {"all": list(split.readable)}
             ),
         }
 

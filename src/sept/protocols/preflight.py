@@ -16,7 +16,8 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sept.errors import ConfigError, DataError
+from sept.backbones.registry import DEFAULT_BACKBONE
+from sept.errors import DataError
 
 if TYPE_CHECKING:
     from sept.data.clips import Clip
@@ -33,24 +34,15 @@ def preflight(
     targets: Sequence[Dataset] | None = None,
 ) -> None:
     """Raise on the first input that would stop ``protocol`` part-way (see the module doc)."""
-    from sept.data.sampling import base_new_split, resolve_subset, sample_few_shot
+    from sept.data.sampling import sample_few_shot
+    from sept.protocols.common import run_neighbors
+    from sept.protocols.needs import readable_of, run_split, training_classes
 
-    configs = {
-        (m, s): _config(m, protocol, s, settings, dataset.name) for m in methods for s in settings.seeds
-    }
+    configs = {(m, s): _config(m, protocol, s, settings) for m in methods for s in settings.seeds}
     for fold in settings.folds_of(dataset.folds):
-        split = dataset.split(fold)  # an unknown fold, a malformed list, a path escaping the root
+        split = run_split(dataset, fold)  # an unknown fold, a malformed list, a path escaping the root
         check_lists(split)
-        subset = "all"
-        if protocol == "base2new":
-            base, new = base_new_split(split.classnames)
-            if not new:
-                raise DataError(
-                    f"dataset {dataset.name!r} has {len(base)} class(es): base-to-new needs at least 2"
-                )
-            subset = "base"
-        _, classes = resolve_subset(split.classnames, subset)
-        train_readable = [dict(zip(split.classnames, split.readable, strict=True))[c] for c in classes]
+        classes = training_classes(protocol, split)  # base-to-new needs two classes
         if any(c.spec.trains for c in configs.values()):  # a class with fewer clips than --shots
             try:
                 sample_few_shot(
@@ -64,13 +56,10 @@ def preflight(
             except DataError as exc:
                 where = f"dataset {dataset.name!r}" + (f" fold {fold}" if fold is not None else "")
                 raise DataError(f"{where}, train list {split.train_source}: {exc}") from None
-        wanted = {c.regularizers["sept"].neighbors for c in configs.values() if "sept" in c.regularizers}
-        for (
-            neighbors
-        ) in wanted:  # a +sept run needs a set covering its training classes, found as the run will
-            from sept.methods.regularizers.sept import _find_neighbor_set
-
-            _find_neighbor_set(train_readable, neighbors, None)
+        readable = readable_of(split, classes)
+        for config in configs.values():  # a +sept run needs a set covering its training classes
+            if "sept" in config.regularizers:
+                run_neighbors(config, readable, dataset.name)
     for target in targets or ():
         check_lists(target.split(None))
 
@@ -103,21 +92,6 @@ def check_lists(split: Split) -> None:
         )
 
 
-def _config(method: str, protocol: str, seed: int, settings: ProtocolSettings, dataset: str) -> RunConfig:
-    """The config of one run, as :meth:`ProtocolSettings.config` resolves it (no backbone needed)."""
-    from sept.protocols.common import _default_neighbor_set
-    from sept.training.config import resolve_config
-
-    config = resolve_config(
-        method,
-        protocol,
-        config_file=settings.config_file,
-        settings={**settings.settings, "seed": seed},
-        overrides=settings.overrides,
-    )
-    if config.seed != seed:
-        raise ConfigError(
-            f"the seed of a run comes from the seed list ({seed}); do not set 'seed' in a config"
-        )
-    _default_neighbor_set(config, dataset)
-    return config
+def _config(method: str, protocol: str, seed: int, settings: ProtocolSettings) -> RunConfig:
+    """The config of one run, as the run resolves it (no backbone needed)."""
+    return settings.config(method, protocol, seed, settings.settings.get("backbone") or DEFAULT_BACKBONE)

@@ -1,35 +1,39 @@
 """The (fold, seed) loop every protocol shares.
 
-For each fold and seed: resolve the run's config, read back a finished run (never retrain it),
-otherwise prepare the run folder, let the protocol train and evaluate it (``body``), and write
-``results.json`` atomically. :func:`train_on_shots` is the common training step: draw (or reuse)
-the K-shot manifest and train the method on it.
+For each fold and seed: resolve the run's config, its identity (:mod:`sept.runs.identity`: the
+dataset id and the method variant) and its neighbour set (:mod:`sept.neighbors.resolve`); read
+back a finished run (never retrain it; a damaged one is trained again), otherwise prepare the run
+folder, let the protocol train and evaluate it (``body``) and write the results atomically
+(:mod:`sept.runs.store`). :func:`train_on_shots` is the common training step: draw (or reuse) the
+K-shot manifest and train the method on it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sept.protocols.common import (
     FeatureStore,
     ProtocolSettings,
-    finished_results,
     labelled_set,
-    prepare_run_dir,
-    run_dir,
     run_header,
+    run_neighbors,
     train_run,
-    write_results,
 )
+from sept.protocols.needs import readable_of, run_split, train_manifest, training_classes
+from sept.runs.identity import dataset_id
+from sept.runs.layout import RunKey, run_dir
+from sept.runs.store import finished_results, prepare_run_dir, write_results
 
 if TYPE_CHECKING:
     from sept.backbones.base import Backbone
     from sept.data.dataset import Dataset, Split
     from sept.methods.compose import ComposedMethod
+    from sept.neighbors.resolve import ResolvedNeighbors
     from sept.training.config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -37,28 +41,32 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ProtocolRun:
-    """One (fold, seed) run of a protocol: the fold's split, the seed, its config and folder."""
+    """One (fold, seed) run of a protocol: the fold's split, the seed, its config, variant and folder."""
 
     protocol: str
-    dataset: str
+    dataset: Dataset
     split: Split
     seed: int
     config: RunConfig
     directory: Path
+    variant: dict[str, Any] = field(default_factory=dict)
+    neighbors: ResolvedNeighbors | None = None
 
     def header(
         self, settings: ProtocolSettings, backbone: Backbone, method: ComposedMethod
     ) -> dict[str, Any]:
-        """The keys every results.json starts with (protocol, dataset, fold, method, seed, ...)."""
+        """The keys every run's results start with (protocol, dataset, fold, method, variant, seed, ...)."""
         return run_header(
             self.protocol,
             self.dataset,
             self.split.fold,
             self.config,
+            self.variant,
             settings.shots,
             self.seed,
             backbone,
             method,
+            self.neighbors,
         )
 
 
@@ -78,21 +86,27 @@ def run_each(
     uses it to add new targets), and not retrained; ``settings.force`` reruns it.
     """
     out = []
+    variant = settings.variant_of(method, protocol, backbone.name)
     for fold in settings.folds_of(dataset.folds):
-        split = None
+        split = run_split(dataset, fold)
+        classes = readable_of(split, training_classes(protocol, split))
         for seed in settings.seeds:
-            config = settings.config(method, protocol, seed, backbone.name, dataset.name)
-            directory = run_dir(
-                settings.run_root, protocol, dataset.name, fold, config.method, settings.shots, seed
+            config = settings.config(method, protocol, seed, backbone.name)
+            neighbors = run_neighbors(config, classes, dataset.name)
+            key = RunKey(protocol, dataset_id(dataset), fold, variant["name"], settings.shots, seed)
+            directory = run_dir(settings.run_root, key)
+            neighbor_hash = (
+                neighbors.hash if neighbors is not None and "sept" in config.regularizers else None
             )
-            done = finished_results(directory, config, settings.force)
+            done = finished_results(directory, config, settings.force, neighbor_hash)
             if done is not None:
                 log.info("finished already: %s", directory)
-                out.append(revisit(done, config, directory) if revisit else done)
+                out.append(revisit(done.data, config, directory) if revisit else done.data)
                 continue
-            split = split or dataset.split(fold)
-            prepare_run_dir(directory, config, settings.force)
-            results = body(ProtocolRun(protocol, dataset.name, split, seed, config, directory))
+            record = neighbors.record() if neighbor_hash is not None and neighbors is not None else None
+            prepare_run_dir(directory, config, settings.force, record)
+            run = ProtocolRun(protocol, dataset, split, seed, config, directory, variant, neighbors)
+            results = body(run)
             write_results(directory, results)
             out.append(results)
     return out
@@ -104,25 +118,24 @@ def train_on_shots(
     store: FeatureStore,
     settings: ProtocolSettings,
     train_split: Split,
-    subset: str,
 ) -> tuple[ComposedMethod, dict[str, Any]]:
-    """Build the method for ``train_split``'s classes and train it on K shots of ``subset``.
+    """Build the method for ``train_split``'s classes and train it on K shots of them.
 
     The K-shot manifest is drawn once per (dataset, fold, K, seed, subset) and reused by every
     method; a method that does not train is only built. Returns the method and its training
     summary (with the manifest's path).
     """
-    from sept.data.manifest import few_shot_manifest, manifest_clips
+    from sept.data.manifest import manifest_clips
 
     train = None
     manifest_path = None
     if run.config.spec.trains:
-        manifest, manifest_path = few_shot_manifest(
+        manifest, manifest_path = train_manifest(
+            run.protocol,
             run.split,
             shots=settings.shots,
             seed=run.seed,
             run_root=settings.run_root,
-            subset=subset,
             with_replacement=settings.with_replacement,
         )
         train = labelled_set(store, manifest_clips(manifest, run.split), train_split, "train")

@@ -13,15 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sept.errors import DataError
-from sept.protocols.common import (
-    PROMPT_FILE,
-    FeatureStore,
-    ProtocolSettings,
-    evaluate,
-    labelled_set,
-    write_results,
-)
+from sept.protocols import needs
+from sept.protocols.common import FeatureStore, ProtocolSettings, evaluate, labelled_set
+from sept.protocols.needs import run_split
 from sept.protocols.runs import ProtocolRun, run_each, train_on_shots
+from sept.runs.layout import PROMPT_FILE
+from sept.runs.store import write_results
 
 if TYPE_CHECKING:
     from sept.backbones.base import Backbone
@@ -58,7 +55,11 @@ def run_xd(
 
     def target_split(dataset: Dataset) -> Split:
         if dataset.name not in target_splits:
-            target_splits[dataset.name] = dataset.split(target_folds.get(dataset.name))
+            target_splits[dataset.name] = (
+                run_split(dataset, target_folds[dataset.name])
+                if dataset.name in target_folds
+                else needs.target_split(dataset)
+            )
         return target_splits[dataset.name]
 
     def evaluate_targets(trained: ComposedMethod, config: RunConfig, names: set[str]) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def run_xd(
 
     def body(run: ProtocolRun) -> dict[str, Any]:
         split = run.split
-        trained, info = train_on_shots(run, backbone, store, settings, split, subset="all")
+        trained, info = train_on_shots(run, backbone, store, settings, split)
         source_metrics = evaluate(trained, labelled_set(store, split.test, split, "test"), run.config)
         target_metrics = evaluate_targets(trained, run.config, {t.name for t in targets})
         return {

@@ -127,7 +127,10 @@ def average_over_datasets(groups: Sequence[Group], datasets: Sequence[str] | Non
 
 
 def sept_host(method: str) -> str | None:
-    """The host of a ``+sept`` method (``kgcoop+sept+dept`` -> ``kgcoop+dept``); None for others."""
+    """The host of a ``+sept`` method (``kgcoop+sept+dept`` -> ``kgcoop+dept``); None for others
+    and for named variants (``coop+sept@lam2``: those go to the ablation tables)."""
+    if "@" in method:
+        return None
     parts = method.split("+")
     if "sept" not in parts[1:]:
         return None

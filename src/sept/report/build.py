@@ -4,9 +4,10 @@ Layout of the output folder (default ``<run_root>/report``)::
 
     report.html  report.md  tables/<key>.csv  tables/<key>.tex  figures/*.png
 
-The semantic-structure figures need the text tower: the backbone named in the runs' config is
-loaded once; if it cannot be (e.g. a CLAP whose weights are not on this machine), those figures
-are skipped with a warning and the rest of the report is written.
+The semantic-structure figures are drawn from the features each run saved when it was trained
+(:mod:`sept.analysis.structure`): the report loads no backbone and no prompt. Ablation families
+(variants a grid declared with a ``family``) get one table each, with the delta of every variant
+against its reference.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import os
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sept.errors import DataError
 from sept.report.aggregate import Group, average_over_datasets, group_runs, sept_host
@@ -151,45 +151,17 @@ def _geometry_pairs(records: Sequence[RunRecord]) -> list[tuple[str, str, dict[s
     return out
 
 
-@contextlib.contextmanager
-def _quiet(name: str) -> Iterator[None]:
-    """Only warnings from logger ``name`` for the block."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _geometry_figures(
     records: Sequence[RunRecord], fig_dir: Path, echo: Callable[[str], None]
 ) -> list[Figure]:
-    import json
-
-    from sept.errors import SeptError
     from sept.report.geometry import text_geometry
     from sept.report.plots import neighbour_heatmaps, projection
 
-    pairs = _geometry_pairs(records)
-    if not pairs:
-        return []
-    backbones: dict[str, Any] = {}
     figures = []
-    for dataset, host, runs in pairs:
-        config = json.loads((next(iter(runs.values())) / "results.json").read_text(encoding="utf-8"))[
-            "config"
-        ]
-        key = json.dumps([config["backbone"], config.get("backbone_options", {})], sort_keys=True)
+    for dataset, host, runs in _geometry_pairs(records):
         try:
-            if key not in backbones:
-                from sept.backbones.registry import create_backbone
-
-                backbones[key] = create_backbone(config["backbone"], **config.get("backbone_options", {}))
-            with _quiet("sept.methods"):  # rebuilding a +sept method logs its neighbour set again
-                geo = text_geometry(backbones[key], runs)
-        except (SeptError, OSError, ValueError) as exc:
+            geo = text_geometry(runs)
+        except DataError as exc:
             echo(f"report: no semantic-structure figures for {dataset} {host}: {exc}")
             continue
         folder = next(iter(runs.values()))
@@ -277,7 +249,7 @@ def build_report(
         raise DataError(f"no finished run (results.json) under {str(run_root)!r}")
     out = Path(out_dir) if out_dir is not None else run_root / "report"
     groups = group_runs(records)
-    tables = build_tables(groups)
+    tables = build_tables(groups, records)
     for t in tables:
         atomic_write_text(out / "tables" / f"{t.key}.csv", t.to_csv())
         atomic_write_text(out / "tables" / f"{t.key}.tex", t.to_latex())

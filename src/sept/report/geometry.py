@@ -1,32 +1,27 @@
 """Class and neighbour-phrase text features before and after tuning, for the report's figures.
 
-For a dataset's classes (base then new, readable names) and their neighbour phrases:
+Read from what each run saved when it was trained (:mod:`sept.analysis.structure`): for a
+dataset's classes (base then new, readable names) and their neighbour phrases,
 
 - *before*: the frozen text tower on the template ``"the sound of {}."`` (no prompt);
-- *after*, for each trained run (e.g. CoOp and CoOp + SEPT, same fold and seed): the saved
-  prompt, rebuilt with :func:`sept.training.checkpoint.load_prompt`, encodes the class names and
-  the phrases (``learner.class_features`` / ``learner.encode_texts``; no per-clip shift).
+- *after*, for each trained run (e.g. CoOp and CoOp + SEPT, same fold and seed): the trained
+  prompt on the class names and the phrases (no per-clip shift).
 
-All features are L2-normalised, so ``classes @ phrases.T`` are cosines.
+All features are L2-normalised, so ``classes @ phrases.T`` are cosines. The report loads no
+backbone and no prompt.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import torch
 
-if TYPE_CHECKING:
-    from sept.backbones.base import Backbone
-
 log = logging.getLogger(__name__)
 
-FROZEN_TEMPLATE = "the sound of {}."
 BEFORE = "frozen (before tuning)"
 
 
@@ -56,78 +51,56 @@ class TextGeometry:
         return (cos @ onehot) / onehot.sum(0).clamp(min=1)
 
 
-def _neighbours(
-    dataset: str, raw_classes: Sequence[str], requested: str | None
-) -> tuple[str, dict[str, list[str]]]:
-    """(set name, {raw class: phrases}) from the run's set, the dataset's shipped set, or any shipped set
-    that covers every class. Raises :class:`sept.errors.SeptError` when none does."""
-    from sept.errors import SeptError
-    from sept.neighbors.store import list_shipped, load_neighbors, neighbors_for
+def text_geometry(runs: Mapping[str, Path], max_phrases: int | None = None) -> TextGeometry:
+    """Features of every class and neighbour of the base-to-new run folders ``runs`` {label: folder},
+    read from what each run saved at training time (:mod:`sept.analysis.structure`).
 
-    candidates = [requested] if requested else []
-    candidates += [n for n in list_shipped() if n.lower() == dataset.lower()]
-    candidates += [n for n in list_shipped() if n.lower() != dataset.lower()]
-    errors = []
-    for name in dict.fromkeys(candidates):
-        try:
-            return str(name), neighbors_for(list(raw_classes), load_neighbors(name))
-        except SeptError as exc:
-            errors.append(str(exc))
-    raise SeptError(
-        f"no neighbour set covers the classes of {dataset!r}: {errors[0] if errors else 'none found'}"
-    )
-
-
-def _encode(
-    backbone: Backbone, prompt: Path, classes: list[str], phrases: list[str]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    from sept.training.checkpoint import load_prompt
-
-    method, _ = load_prompt(prompt, backbone)
-    method.eval()
-    with torch.inference_mode():
-        c = method.learner.class_features(classes).float().cpu()
-        p = method.learner.encode_texts(phrases).float().cpu()
-    return c, p
-
-
-def text_geometry(
-    backbone: Backbone, runs: Mapping[str, Path], max_phrases: int | None = None
-) -> TextGeometry:
-    """Features of every class and neighbour of the base-to-new run folders ``runs`` {label: folder}.
-
-    The folders must be runs of one dataset and fold (their ``results.json`` give the base and
-    new classes and the readable names); ``max_phrases`` keeps the first N phrases per class.
+    The folders must be runs of one dataset and fold whose structure was measured with the same
+    classes and phrases; ``max_phrases`` keeps the first N phrases per class. Raises
+    :class:`~sept.errors.DataError` naming a folder that lacks the saved features or disagrees.
     """
-    first = json.loads((next(iter(runs.values())) / "results.json").read_text(encoding="utf-8"))
-    raw = list(first["base_classes"]) + list(first["new_classes"])
-    readable = {**first["base"]["prompt_names"], **first["new"]["prompt_names"]}
-    requested = _requested_set(runs)
-    name, by_class = _neighbours(first["dataset"], raw, requested)
-    phrases: list[str] = []
-    owner: list[int] = []
-    for i, c in enumerate(raw):
-        chosen = by_class[c][:max_phrases] if max_phrases else by_class[c]
-        phrases += chosen
-        owner += [i] * len(chosen)
-    classes = [readable[c] for c in raw]
-    geo = TextGeometry(
-        first["dataset"], classes, len(first["base_classes"]), phrases, torch.tensor(owner), name
-    )
-    with torch.inference_mode():
-        fc = backbone.embed_text([FROZEN_TEMPLATE.format(c) for c in classes]).float().cpu()
-        fp = backbone.embed_text([FROZEN_TEMPLATE.format(p) for p in phrases]).float().cpu()
-    geo.panels[BEFORE] = (fc, fp)
+    from sept.analysis.structure import MATRICES_FILE, load_matrices
+    from sept.errors import DataError
+    from sept.runs.layout import results_path
+    from sept.runs.schema import read_results
+
+    first_dir = next(iter(runs.values()))
+    first = read_results(results_path(first_dir))
+    saved = {}
     for label, folder in runs.items():
-        geo.panels[label] = _encode(backbone, folder / "prompt.safetensors", classes, phrases)
+        if not (folder / MATRICES_FILE).is_file():
+            raise DataError(f"run {str(folder)!r} saved no semantic-structure features")
+        try:
+            saved[label] = load_matrices(folder)
+        except Exception as exc:  # safetensors / JSON errors of a damaged file
+            raise DataError(f"run {str(folder)!r}: semantic-structure files are damaged: {exc}") from exc
+        if not saved[label].features:
+            raise DataError(
+                f"run {str(folder)!r} saved cosines only (a run of an older sept); rerun it for the figures"
+            )
+    ref = next(iter(saved.values()))
+    for m in saved.values():
+        if m.classes != ref.classes or m.phrases != ref.phrases:
+            raise DataError(f"runs {list(runs)} measured their structure on different classes or phrases")
+    keep = torch.ones(len(ref.phrases), dtype=torch.bool)
+    if max_phrases:
+        seen: dict[int, int] = {}
+        for i, o in enumerate(ref.owner.tolist()):
+            seen[o] = seen.get(o, 0) + 1
+            keep[i] = seen[o] <= max_phrases
+    structure = first.data.get("semantic_structure") or {}
+    name = (structure.get("neighbor_set") or {}).get("name") or str(structure.get("neighbor_set") or "?")
+    geo = TextGeometry(
+        first.dataset,
+        list(ref.classes),
+        len(first.data.get("base_classes") or []),
+        [p for p, k in zip(ref.phrases, keep.tolist(), strict=True) if k],
+        ref.owner[keep],
+        name,
+    )
+    fc, fp = ref.panel("frozen")
+    geo.panels[BEFORE] = (fc, fp[keep])
+    for label, m in saved.items():
+        tc, tp = m.panel("tuned")
+        geo.panels[label] = (tc, tp[keep])
     return geo
-
-
-def _requested_set(runs: Mapping[str, Path]) -> str | None:
-    """The neighbour set a ``+sept`` run trained with (from its results' config), if any."""
-    for folder in runs.values():
-        data: dict[str, Any] = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-        sept = data.get("config", {}).get("regularizers", {}).get("sept")
-        if sept and sept.get("neighbors"):
-            return str(sept["neighbors"])
-    return None

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sept.report.aggregate import Group, Stat, average_over_datasets, sept_host
-from sept.report.collect import METRICS
+from sept.report.collect import METRICS, RunRecord
 
 LABELS = {
     "base": "Base",
@@ -146,11 +146,12 @@ def _latex_escape(text: str) -> str:
 
 
 # ---- building ---------------------------------------------------------------------------------
-def method_order(method: str) -> tuple[int, str, int]:
-    """zeroshot first, then each host followed by its +SEPT variant."""
-    host = sept_host(method)
-    base = host or method
-    return (0 if base == "zeroshot" else 1, base, 1 if host else 0)
+def method_order(method: str) -> tuple[int, str, int, str]:
+    """zeroshot first, then each host followed by its +SEPT variant, then their named variants."""
+    name, _, label = method.partition("@")
+    host = sept_host(name)
+    base = host or name
+    return (0 if base == "zeroshot" else 1, base, 1 if host else 0, label)
 
 
 def _metrics_of(protocol: str, groups: Sequence[Group], retention: bool = True) -> list[str]:
@@ -282,8 +283,11 @@ def _triples(metrics: Sequence[str], host: dict[str, Stat], sept: dict[str, Stat
     return out
 
 
-def build_tables(groups: Sequence[Group]) -> list[Table]:
-    """Every table of the report, protocol by protocol (base2new, fewshot, xd)."""
+def build_tables(groups: Sequence[Group], records: Sequence[RunRecord] = ()) -> list[Table]:
+    """Every table of the report, protocol by protocol (base2new, fewshot, xd), then one ablation
+    table per family of variants the ``records`` declare (:mod:`sept.report.ablations`)."""
+    from sept.report.ablations import ablation_tables, families_of
+
     tables: list[Table] = []
     for protocol in ("base2new", "fewshot", "xd"):
         members = [g for g in groups if g.key.protocol == protocol]
@@ -294,4 +298,4 @@ def build_tables(groups: Sequence[Group]) -> list[Table]:
         if sept is not None:
             tables.append(sept)
         tables.append(dataset_table(protocol, members))
-    return tables
+    return tables + ablation_tables(groups, families_of(records))

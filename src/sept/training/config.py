@@ -45,6 +45,7 @@ from sept.backbones.registry import DEFAULT_BACKBONE
 from sept.errors import ConfigError
 from sept.methods.options import option, options_from_dict, options_to_dict
 from sept.methods.registry import MethodSpec, component_class, list_components, parse_method
+from sept.runs.schema import PROTOCOLS
 from sept.utils.hashing import hash_json
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("fewshot", "base2new", "xd")
 
 #: per-protocol presets (layer 2)
 PROTOCOL_PRESETS: dict[str, dict[str, Any]] = {
@@ -293,7 +293,9 @@ class _Tree:
             f"with section one of {', '.join(sections)}"
         )
 
-    def set(self, key: str, value: Any, source: str, strict: bool) -> None:
+    def set(self, key: str, value: Any, source: str, strict: bool, aimed: bool = False) -> None:
+        """Set ``key``; ``strict``: it must name a component of the method; ``aimed``: a value the
+        user gave (applied whenever the component exists, never dropped as a preset's would be)."""
         route = self._route(key, source)
         if route is None:
             if strict:
@@ -313,7 +315,7 @@ class _Tree:
                 return
             self.data["general"][name] = value
             return
-        if not strict and name not in self.targets.get(section, set()):
+        if not strict and not aimed and name not in self.targets.get(section, set()):
             return  # a preset key this method lacks (e.g. learner.n_ctx for palm)
         node = self.data
         for part in section.split("."):
@@ -372,11 +374,14 @@ def resolve_config(
     config_file: str | os.PathLike[str] | None = None,
     settings: Mapping[str, Any] | None = None,
     overrides: Iterable[str] = (),
+    aimed: Iterable[str] = (),
 ) -> RunConfig:
     """The run config of ``method`` under ``protocol``: defaults, presets, file, then overrides.
 
     ``settings``: dotted keys from Python or CLI flags (``{"seed": 1}``); ``overrides``:
-    ``"key=value"`` strings from ``--set``. Raises :class:`ConfigError` on any invalid value.
+    ``"key=value"`` strings from ``--set`` that must apply to the method; ``aimed``: such strings
+    applied only where the method has the component (``sept.weight=2`` skips ``coop``), applied
+    before ``overrides``. Raises :class:`ConfigError` on any invalid value.
     """
     spec = parse_method(method)
     if protocol not in PROTOCOLS:
@@ -395,11 +400,21 @@ def resolve_config(
     for key, value in (settings or {}).items():
         tree.set(key, value, "settings", strict=True)
         _check_known(tree, key, "settings")
+    for text in aimed:
+        key, value = parse_override(text)
+        _check_known(tree, key, f"--set {text!r}")
+        tree.set(key, value, f"--set {text!r}", strict=False, aimed=True)
     for text in overrides:
         key, value = parse_override(text)
         tree.set(key, value, f"--set {text!r}", strict=True)
         _check_known(tree, key, f"--set {text!r}")
     return _build(spec, protocol, tree.data, "config")
+
+
+def override_applies(method: str, key: str) -> bool:
+    """Whether ``--set key=...`` names a component that ``method`` has (an unknown key raises)."""
+    tree = _Tree(parse_method(method))
+    return tree._route(key, f"--set {key!r}") is not None
 
 
 def _check_known(tree: _Tree, key: str, source: str) -> None:

@@ -49,7 +49,8 @@ class SeptOptions:
     neighbors: str | None = option(
         None,
         "neighbour set: a shipped dataset name (`sept neighbors list`) or a JSON file; "
-        "null: the run's dataset, else the shipped set that covers every training class",
+        "null: the run's dataset's shipped set, else the first shipped set that covers every training class "
+        "(sept.neighbors.resolve; runs record the set used)",
     )
     num_neighbors: int | None = option(None, "use the first N phrases of each class (null: all)", ge=1)
     per_step: int | None = option(
@@ -87,28 +88,6 @@ class SeptOptions:
             raise ConfigError(f"{section}: intra and inter are both off; the loss would be zero")
 
 
-def _find_neighbor_set(classnames: Sequence[str], requested: str | None, dataset: str | None):
-    """The NeighborSet to use and {class: phrases}; a clear error names what is missing."""
-    from sept.neighbors.errors import MissingNeighborsError
-    from sept.neighbors.store import list_shipped, load_neighbors, load_shipped, neighbors_for
-
-    if requested or dataset:
-        target = requested or dataset
-        if requested or target.lower() in {n.lower() for n in list_shipped()}:
-            ns = load_neighbors(target)
-            return ns, neighbors_for(classnames, ns)
-    for name in list_shipped():
-        ns = load_shipped(name)
-        try:
-            return ns, neighbors_for(classnames, ns)
-        except MissingNeighborsError:
-            continue
-    raise MissingNeighborsError(
-        f"no shipped neighbour set covers the classes {', '.join(classnames)}; generate one with "
-        "`sept neighbors generate` and pass it as sept.neighbors=FILE"
-    )
-
-
 class SeptRegularizer(Regularizer):
     """lambda * (L_intra + L_inter) on the host's class features and prompted neighbours."""
 
@@ -117,7 +96,6 @@ class SeptRegularizer(Regularizer):
 
     def __init__(self, options: SeptOptions | None = None) -> None:
         super().__init__(options or SeptOptions())
-        self.dataset: str | None = None  # set by the protocol runner when it knows the dataset
         self.classnames: list[str] = []
         self.phrases: list[str] = []
         self.owner = torch.zeros(0, dtype=torch.long)  # [P] class index of each phrase
@@ -130,8 +108,11 @@ class SeptRegularizer(Regularizer):
         opts: SeptOptions = self.options
         self.conditional = learner.conditional
         self.classnames = list(train_classnames)
-        ns, by_class = _find_neighbor_set(self.classnames, opts.neighbors, self.dataset)
-        self.neighbor_source = ns.origin
+        from sept.neighbors.resolve import resolve_neighbors
+
+        resolved = resolve_neighbors(self.classnames, opts.neighbors)  # sept.neighbors.resolve's rule
+        by_class = resolved.by_class
+        self.neighbor_source = resolved.neighbor_set.origin
         phrases, owner = [], []
         for i, c in enumerate(self.classnames):
             chosen = by_class[c][: opts.num_neighbors] if opts.num_neighbors else by_class[c]

@@ -1,0 +1,118 @@
+"""What each protocol needs from a dataset: its split, training classes, shots and test clips.
+
+The protocols, the sweep runner (which embeds every needed clip once before dispatching cells) and
+the preflight checks ask this module, so the three never disagree on which clips a run reads.
+
+- the split of a fold is labelled with the dataset's id (:func:`sept.runs.identity.dataset_id`),
+  so few-shot manifests of two different user datasets never collide;
+- training classes: the base classes (first half of the sorted names) for ``base2new``, every
+  class otherwise; K shots of them are drawn once per (dataset, fold, K, seed, subset) into a
+  manifest under the run root;
+- test clips: the fold's test list; for ``xd`` also each target's test list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sept.errors import DataError
+
+if TYPE_CHECKING:
+    from sept.data.clips import Clip
+    from sept.data.dataset import Dataset, Fold, Split
+    from sept.data.manifest import Manifest
+
+
+def run_split(dataset: Dataset, fold: Fold) -> Split:
+    """The split of ``fold``, labelled with the dataset's id."""
+    from sept.runs.identity import dataset_id
+
+    split = dataset.split(fold)
+    return dataclasses.replace(split, dataset=dataset_id(dataset))
+
+
+def training_subset(protocol: str) -> str:
+    """The class subset a protocol trains on: ``base`` for base2new, else ``all``."""
+    return "base" if protocol == "base2new" else "all"
+
+
+def base_and_new(split: Split) -> tuple[list[str], list[str]]:
+    """Base and new classes of a split (raw names); :class:`DataError` when a side is empty."""
+    from sept.data.sampling import base_new_split
+
+    base, new = base_new_split(split.classnames)
+    if not base or not new:
+        raise DataError(
+            f"dataset {split.dataset!r} has {len(split.classnames)} class(es): base-to-new needs at least 2"
+        )
+    return base, new
+
+
+def training_classes(protocol: str, split: Split) -> list[str]:
+    """The raw class names ``protocol`` trains on in ``split``."""
+    return base_and_new(split)[0] if protocol == "base2new" else list(split.classnames)
+
+
+def readable_of(split: Split, classes: Sequence[str]) -> list[str]:
+    """The prompt forms of raw ``classes`` of ``split``."""
+    names = dict(zip(split.classnames, split.readable, strict=True))
+    return [names[c] for c in classes]
+
+
+def train_manifest(
+    protocol: str,
+    split: Split,
+    *,
+    shots: int,
+    seed: int,
+    run_root: str | Path,
+    with_replacement: bool,
+) -> tuple[Manifest, Path]:
+    """The K-shot manifest of a run (drawn once, then read back)."""
+    from sept.data.manifest import few_shot_manifest
+
+    return few_shot_manifest(
+        split,
+        shots=shots,
+        seed=seed,
+        run_root=run_root,
+        subset=training_subset(protocol),
+        with_replacement=with_replacement,
+    )
+
+
+def target_split(target: Dataset) -> Split:
+    """The split a cross-dataset target is evaluated on (its default fold)."""
+    return run_split(target, target.default_fold)
+
+
+def clips_needed(
+    protocol: str,
+    dataset: Dataset,
+    fold: Fold,
+    *,
+    trains: bool,
+    shots: int,
+    seed: int,
+    run_root: str | Path,
+    with_replacement: bool,
+    targets: Sequence[Dataset] = (),
+) -> list[Clip]:
+    """Every clip one run reads: its few-shot train clips (the manifest is drawn now, exactly as the
+    run draws it) and its test clips (and the targets' for xd)."""
+    from sept.data.manifest import manifest_clips
+
+    split = run_split(dataset, fold)
+    clips: dict[Clip, None] = dict.fromkeys(split.test)
+    if trains:
+        manifest, _ = train_manifest(
+            protocol, split, shots=shots, seed=seed, run_root=run_root, with_replacement=with_replacement
+        )
+        clips.update(dict.fromkeys(manifest_clips(manifest, split)))
+    if protocol == "xd":
+        for target in targets:
+            clips.update(dict.fromkeys(target_split(target).test))
+    return list(clips)
