@@ -6,7 +6,7 @@ bridge, zero-shot accuracy uses the class prompts "the sound of {readable class 
 become spaces; FSDD class names are already words: "zero" ... "nine"). The winner maximises the mean
 of the two datasets' accuracies; ties go to the earlier candidate in the printed order.
 
-    python scripts/choose_bridge_sharpening.py [--data /work/shared/data] [--out results.json]
+    python scripts/choose_bridge_sharpening.py [--data ../shared/data] [--out results.json]
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def posteriors(backbone: YamnetMiniLMBackbone, clips: list[tuple[Path, str]], ba
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data", type=Path, default=Path("/work/shared/data"), help="folder with us8k-mini/ and fsdd/"
+        "--data", type=Path, default=Path("../shared/data"), help="folder with us8k-mini/ and fsdd/"
     )
     parser.add_argument("--out", type=Path, default=None, help="write the table and the winner as JSON here")
     args = parser.parse_args(argv)

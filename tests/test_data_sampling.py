@@ -12,10 +12,8 @@ import pytest
 
 from sept.data import (
     Clip,
-    Split,
     TrainTestDataset,
     base_new_split,
-    cross_dataset_sets,
     few_shot_manifest,
     manifest_clips,
     manifest_path,
@@ -194,18 +192,6 @@ def test_same_seed_same_shots_across_processes(tmp_path: Path) -> None:
     assert a == b == [list(i) for i in here.items]
     c = _draw_in_subprocess(root, tmp_path / "run3", 4, "1")
     assert c != a
-
-
-def test_cross_dataset_sets(tmp_path: Path) -> None:
-    src = make_dataset(tmp_path / "src", {"a": 3, "b": 3}, name="src")
-    t1 = make_dataset(tmp_path / "t1", {"c": 3}, name="t1")
-    t2 = make_dataset(tmp_path / "t2", {"d": 3, "e": 3}, name="t2")
-    sets = cross_dataset_sets(src, [src, t1, t2])
-    assert isinstance(sets.source, Split) and sets.source.classnames == ("a", "b")
-    assert sorted(sets.targets) == ["t1", "t2"]
-    assert sets.targets["t2"].classnames == ("d", "e") and len(sets.targets["t2"].test) == 4
-    with pytest.raises(DataError, match="at least one other"):
-        cross_dataset_sets(src, [src])
 
 
 def test_cli_sample_writes_then_reuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

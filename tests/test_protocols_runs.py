@@ -11,7 +11,9 @@ from sept.cli.main import main
 from sept.data.dataset import load_dataset
 from sept.errors import ConfigError
 from sept.evaluation.metrics import harmonic_mean
-from sept.protocols import FeatureOptions, FeatureStore, ProtocolSettings, run_dir, run_protocol
+from sept.protocols import FeatureOptions, FeatureStore, ProtocolSettings, run_protocol
+from sept.runs.layout import run_dir
+from sept.runs.schema import validate_results
 from sept.training import trainer as trainer_module
 from tests.test_methods_support import make_tone_dataset, tiny_clap
 
@@ -41,11 +43,21 @@ def test_base2new_writes_a_complete_run_folder(tiny_clap, tones, store, tmp_path
     )
     assert len(results) == 1
     r = results[0]
-    folder = run_dir(tmp_path, "base2new", ds.name, 2, "kgcoop+dept", 2, 0)
-    assert folder == tmp_path / "base2new" / "metadata" / "fold-2" / "kgcoop+dept" / "shots-2" / "seed-0"
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "prompt.safetensors", "results.json"]
+    folder = run_dir(tmp_path, validate_results(r).key)
+    assert folder.relative_to(tmp_path).parts[:3] == ("base2new", r["dataset_id"], "fold-2")
+    assert r["dataset"] == "metadata" and r["dataset_id"].startswith("metadata-")
+    assert folder.relative_to(tmp_path).parts[3] == r["variant"]["name"]
+    assert r["variant"]["name"].startswith("kgcoop+dept@")  # the FAST options differ from the defaults
+    assert r["variant"]["options"]["optim.epochs"] == 2
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json",
+        "prompt.safetensors",
+        "results.json",
+        "semantic_structure.json",
+        "semantic_structure.safetensors",
+    ]
     assert json.loads((folder / "results.json").read_text()) == json.loads(json.dumps(r))
-    assert r["format"] == "sept-results/1"
+    assert r["format"] == "sept-results/2"
     assert json.loads((folder / "config.json").read_text())["method"] == "kgcoop+dept"
     assert r["base_classes"] == ["car_horn", "dog_bark", "engine_idling"]
     assert r["new_classes"] == ["jackhammer", "siren"]
@@ -69,7 +81,11 @@ def test_finished_runs_are_skipped_and_force_retrains(tiny_clap, tones, store, t
     monkeypatch.setattr(trainer_module.Trainer, "fit", no_training)
     again = run_protocol("fewshot", tiny_clap, ds, "coop", _settings(tmp_path, folds=[1]), store=store)
     assert again[0]["summary"] == first[0]["summary"]
-    other = _settings(tmp_path, folds=[1], overrides=[*FAST, "optim.lr=0.02"])
+    variant = _settings(tmp_path, folds=[1], overrides=[*FAST, "optim.lr=0.02"])
+    with pytest.raises(AssertionError, match="trained again"):  # another variant: its own folder
+        run_protocol("fewshot", tiny_clap, ds, "coop", variant, store=store)
+    # what is not part of a variant (the backbone's options) is guarded by the same-config check
+    other = _settings(tmp_path, folds=[1], settings={"backbone_options": {"revision": "other"}})
     with pytest.raises(ConfigError, match="different configuration"):
         run_protocol("fewshot", tiny_clap, ds, "coop", other, store=store)
     with pytest.raises(AssertionError, match="trained again"):
@@ -116,7 +132,9 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_clap, tones, store, tm
     monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         run_protocol("base2new", tiny_clap, ds, "cocoop", settings, store=store)
-    folder = run_dir(tmp_path, "base2new", ds.name, 1, "cocoop", 2, 0)
+    (folder,) = [
+        p.parent for p in tmp_path.glob("base2new/*/fold-1/cocoop*/shots-2/seed-0/checkpoint.safetensors")
+    ]
     assert (folder / "checkpoint.safetensors").exists() and not (folder / "results.json").exists()
     monkeypatch.undo()
     (r,) = run_protocol("base2new", tiny_clap, ds, "cocoop", settings, store=store)
@@ -149,7 +167,11 @@ def test_cli_run_base2new(tiny_clap, tones, tmp_path, capsys):
         argv += ["--set", item]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert out.count("Base") == 4 and "coop K=2, mean of 2 runs: base" in out
+    assert out.count("Base") == 4
+    assert (
+        "coop@optim.batch_size=4,optim.epochs=2,optim.lr=0.01,optim.warmup_epochs=0 K=2, mean of 2 runs: base"
+        in out
+    )
     config = json.loads(next((tmp_path / "runs").rglob("config.json")).read_text())
     assert config["backbone"] == "clap" and config["backbone_options"] == {"model": model, "device": "cpu"}
 

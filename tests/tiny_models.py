@@ -33,7 +33,7 @@ TINY_MAX_POSITIONS = 64
 
 
 def tiny_clap_config(fused: bool = False):  # -> transformers.ClapConfig
-    """The tiny ``ClapConfig`` of /work/shared/docs/ENVIRONMENT.md (``fused`` turns on feature fusion)."""
+    """The tiny ``ClapConfig`` suggested by the project's environment notes (``fused`` turns on feature fusion)."""
     from transformers import ClapAudioConfig, ClapConfig, ClapTextConfig
 
     text = ClapTextConfig(

@@ -54,7 +54,7 @@ class ClapBackbone(Backbone):
 
     name = "clap"
     context_index = 1  # after RoBERTa's <s>
-    default_logit_scale = 100.0  # METHOD.md; the checkpoint's own scale is `learned_logit_scale`
+    default_logit_scale = 100.0  # docs/METHOD.md; the checkpoint's own scale is `learned_logit_scale`
 
     def __init__(
         self,

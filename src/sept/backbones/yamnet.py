@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import importlib.util
 import json
 import os
@@ -35,7 +34,7 @@ import numpy as np
 
 from sept.errors import SeptError
 from sept.utils.atomic import atomic_write_json
-from sept.utils.hashing import hash_json
+from sept.utils.hashing import hash_file, hash_json
 from sept.utils.paths import cache_root as default_cache_root
 
 SAMPLE_RATE = 16_000
@@ -185,15 +184,6 @@ def read_class_names(path: str | os.PathLike[str]) -> list[str]:
     return names
 
 
-def hash_file(path: str | os.PathLike[str]) -> str:
-    """blake2b hex digest (32 chars) of a file, streamed."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _MANIFEST = "manifest.json"
 
 
@@ -300,12 +290,6 @@ class YamnetOutput:
     def clip_scores(self) -> np.ndarray:
         """Clip posteriors [B, 521]: mean over patches of the sigmoid scores."""
         return np.stack([s.mean(axis=0) for s in self.scores]).astype(np.float32)
-
-    def clip_embeddings(self) -> np.ndarray:
-        """Clip embeddings [B, 1024]: mean over patches."""
-        if self.embeddings is None:
-            raise ValueError("this model run did not return embeddings")
-        return np.stack([e.mean(axis=0) for e in self.embeddings]).astype(np.float32)
 
 
 def _initialiser_value(model: Any, name: str) -> np.ndarray:
@@ -506,12 +490,6 @@ class YamnetOnnx:
         emb = np.concatenate(embeds).reshape(x.shape[0], -1) if with_embeddings else None
         return out.astype(np.float32), emb
 
-    def run_patches(
-        self, patches: np.ndarray, with_embeddings: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Logits [P, 521] (and embeddings [P, 1024]) for log-mel patches [P, 96, 64], in chunks."""
-        return self.run_inputs(self.model_input(patches), with_embeddings)
-
     def run_clips(self, inputs: list[np.ndarray], with_embeddings: bool = False) -> YamnetOutput:
         """Per-clip results for per-clip graph inputs (each [P_b, 1, 96, 64], from :meth:`clip_input`)."""
         if not inputs:
@@ -527,6 +505,3 @@ class YamnetOnnx:
     def settings(self) -> dict[str, object]:
         """Identity of the audio tower: weights hash and front end."""
         return {"weights": self.weights_hash, "front_end": front_end_settings()}
-
-    def settings_hash(self) -> str:
-        return hash_json(self.settings())

