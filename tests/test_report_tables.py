@@ -9,6 +9,8 @@ import statistics
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from sept.errors import DataError
 from sept.report.aggregate import group_runs, sept_host
@@ -31,18 +33,30 @@ def write_result(
     )
     folder.mkdir(parents=True, exist_ok=True)
     data = {
-        "format": "sept-results/1",
+        "format": "sept-results/2",
         "protocol": protocol,
         "dataset": dataset,
+        "dataset_id": dataset,
         "fold": fold,
         "method": method,
+        "variant": {"name": method, "label": None, "options": {}},
         "shots": shots,
         "seed": seed,
         "backbone": "yamnet-minilm",
         "config": {"method": method},
+        "train": {},
         "summary": summary,
     }
+    if protocol == "base2new":
+        data.update(base_classes=[], new_classes=[])
+        data.update({k: {"accuracy": summary[k]} for k in ("base", "new") if k in summary})
+    elif protocol == "fewshot":
+        data["test"] = {"accuracy": summary.get("accuracy")}
+    else:
+        data["source"] = {"accuracy": summary.get("source")}
+        data["targets"] = {t: {"accuracy": v} for t, v in summary.get("targets", {}).items()}
     (folder / "results.json").write_text(json.dumps(data))
+    save_file({"ctx": torch.zeros(2)}, str(folder / "prompt.safetensors"))
     return folder
 
 
@@ -190,7 +204,7 @@ def test_unreadable_results_are_left_out_with_a_warning(b2n_root, caplog):
     assert any(bad.name in str(p.parent) for p in find_results(b2n_root))
     records = collect_run_root(b2n_root)
     assert len(records) == len(B2N)
-    assert "lack a field" in caplog.text and "results.json" in caplog.text
+    assert "summary.new is not a finite number" in caplog.text and "results.json" in caplog.text
 
 
 def test_empty_run_root_is_an_error(tmp_path):
@@ -229,14 +243,14 @@ def test_files_left_out_are_summed_and_listed(b2n_root, tmp_path):
     )
     data = json.loads((folder / "results.json").read_text())
     data["train"] = {"num_skipped": 2}
-    data["base"] = {"num_skipped": 0}
-    data["new"] = {"num_skipped": 3}
+    data["base"]["num_skipped"] = 0
+    data["new"]["num_skipped"] = 3
     (folder / "results.json").write_text(json.dumps(data))
     xd = write_result(
         b2n_root, "xd", "A", 1, "coop", 0, {"source": 90.0, "targets": {"B": 40.0}, "mean_target": 40.0}
     )
     data = json.loads((xd / "results.json").read_text())
-    data["targets"] = {"B": {"num_skipped": 4}}
+    data["targets"]["B"]["num_skipped"] = 4
     (xd / "results.json").write_text(json.dumps(data))
 
     records = {r.path.parent: r for r in collect_run_root(b2n_root)}

@@ -231,7 +231,8 @@ def test_a_damaged_cell_is_run_again_and_the_others_are_unchanged(bench_env, tmp
     } == reran  # a damaged config.json of a finished run is harmless
     for folder in folders:
         assert read_results(folder / "results.json").summary == before[folder]  # same numbers
-    assert len(list(root.rglob("results.json.damaged"))) == 4  # kept aside for inspection
+    assert len(list(root.rglob("results.json.damaged"))) == 5  # kept aside for inspection
+    assert len(list(root.rglob("prompt.safetensors.damaged"))) == 1
 
 
 # ---- one home per rule ------------------------------------------------------------------------
@@ -243,8 +244,12 @@ def test_results_file_name_and_neighbour_rule_have_one_home():
     sources = _sources()
     naming = [p.relative_to(SRC).as_posix() for p, text in sources.items() if "results.json" in text]
     assert naming == ["runs/layout.py"]
-    rule = [p.relative_to(SRC).as_posix() for p, text in sources.items() if "list_shipped()" in text]
-    assert sorted(rule) == ["neighbors/resolve.py"]  # cli's `neighbors list` uses list_shipped(pattern)
+    rule = [  # matching a dataset's name against the shipped sets, or classes against each shipped set
+        p.relative_to(SRC).as_posix()
+        for p, text in sources.items()
+        if re.search(r"for \w+ in (list_shipped\(\)|shipped)\b|\w+\.lower\(\) == dataset\.lower\(\)", text)
+    ]
+    assert rule == ["neighbors/resolve.py"]
     protocols = [p for p, text in sources.items() if re.search(r'\("fewshot", "base2new", "xd"\)', text)]
     assert [p.relative_to(SRC).as_posix() for p in protocols] == ["runs/schema.py"]
 

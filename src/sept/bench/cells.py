@@ -257,6 +257,7 @@ def is_finished(cell: Cell, plan: Plan, config: RunConfig | None = None) -> bool
     A run folder made with another configuration raises :class:`ConfigError` naming it; damaged
     results are moved aside (the cell runs again, :mod:`sept.runs.store`).
     """
+    from sept.neighbors.errors import MissingNeighborsError
     from sept.protocols.common import run_neighbors
     from sept.protocols.needs import readable_of, run_split, training_classes
     from sept.runs.store import check_unfinished, finished_results
@@ -267,7 +268,11 @@ def is_finished(cell: Cell, plan: Plan, config: RunConfig | None = None) -> bool
     if "sept" in config.regularizers:
         split = run_split(cell.dataset.open(), cell.fold)
         classes = readable_of(split, training_classes(cell.protocol, split))
-        neighbor_hash = run_neighbors(config, classes, cell.dataset_name).hash
+        try:
+            neighbor_hash = run_neighbors(config, classes, cell.dataset_name).hash
+        except MissingNeighborsError:
+            pass  # preflight names the cell before any compute
+
     done = finished_results(directory, config, plan.force, neighbor_hash)
     if done is None:
         if not plan.force:  # an unfinished run: it must be this config to resume
@@ -319,6 +324,7 @@ def worker_state(plan: Plan) -> tuple[Backbone, FeatureStore]:
 def execute_cell(cell: Cell, plan: Plan, quiet_console: bool = True) -> Outcome:
     """Run one cell under its lock, logging into its ``cell.log``; never raises for a failed run."""
     from sept.protocols import run_protocol
+    from sept.runs.schema import validate_results
 
     directory = cell.run_dir(plan.run_root)
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -345,7 +351,7 @@ def execute_cell(cell: Cell, plan: Plan, quiet_console: bool = True) -> Outcome:
                     targets=targets,
                     store=store,
                 )
-                summary = results[0]["summary"] if results else {}
+                summary = validate_results(results[0]).summary if results else {}
                 seconds = time.perf_counter() - start
                 log.info("cell finished in %.1f s: %s", seconds, json.dumps(summary))
                 return Outcome(cell.id, "ok", seconds, summary, log=str(log_path), worker=worker)

@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sept.analysis.heatmap import plot_heatmaps
     from sept.analysis.structure import MATRICES_FILE, load_matrices, summarize
+    from sept.runs.store import prompt_problem
 
     folders = []
     for root in args.runs:
@@ -34,8 +35,17 @@ def run(args: argparse.Namespace) -> int:
             f"no {MATRICES_FILE} under {', '.join(map(str, args.runs))}: runs record it when a neighbour set "
             "covers their classes (sept run with a dataset that has one)"
         )
+    damaged = 0
     for folder in folders:
-        m = load_matrices(folder)
+        problem = prompt_problem(folder)
+        try:
+            if problem is not None:
+                raise SeptError(problem)
+            m = load_matrices(folder)
+        except Exception as exc:  # a damaged run: say which and go on with the others
+            print(f"{folder}: skipped, damaged: {exc}")
+            damaged += 1
+            continue
         name = "-".join(folder.parts[-6:]) if args.out else "semantic_structure.png"
         out = (args.out / f"{name}.png") if args.out else folder / name
         title = " / ".join(folder.parts[-5:])
@@ -45,4 +55,4 @@ def run(args: argparse.Namespace) -> int:
             f"{folder}: retention {s['retention']:.3f}, own-neighbour cos {s['intra_cos_frozen']:.3f} -> "
             f"{s['intra_cos_tuned']:.3f}, other {s['inter_cos_frozen']:.3f} -> {s['inter_cos_tuned']:.3f}  [{out}]"
         )
-    return 0
+    return 1 if damaged else 0

@@ -10,9 +10,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
         help="tables, plots and an HTML report of every finished run under a run root",
-        description="Collect every results.json under RUN_ROOT; per protocol, dataset, method and shots: mean and "
-        "std over seeds (folds averaged first), the average over datasets (mean of per-dataset values), and host "
-        "vs host+SEPT with deltas. Writes report.md, tables/*.csv, tables/*.tex, figures/*.png and report.html "
+        description="Collect every finished run under RUN_ROOT; per protocol, dataset, method (variant) and shots: "
+        "mean and std over seeds (folds averaged first), the average over datasets (mean of per-dataset values), "
+        "host vs host+SEPT with deltas, and one table per ablation family (variants against their reference). "
+        "Damaged runs are named and left out. Writes report.md, tables/*.csv, tables/*.tex, figures/*.png and report.html "
         "into --out (default RUN_ROOT/report) and prints the Markdown tables.",
     )
     p.add_argument("run_root", type=Path, help="folder of run folders (as given to sept run / sept bench)")
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-structure",
         action="store_true",
-        help="skip the class-neighbour heat maps and projections (they load the runs' backbone)",
+        help="skip the class-neighbour heat maps and projections (drawn from the features the runs saved)",
     )
     p.add_argument("--quiet", action="store_true", help="print only the path of the HTML report")
     p.set_defaults(func=run)

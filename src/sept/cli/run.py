@@ -6,11 +6,14 @@ import argparse
 import logging
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sept.cli.common import add_backbone_args, add_feature_args
 from sept.runs.layout import CONFIG_FILE, PROMPT_FILE, RESULTS_FILE
 from sept.runs.schema import PROTOCOLS
+
+if TYPE_CHECKING:
+    from sept.runs.schema import RunResults
 
 log = logging.getLogger(__name__)
 
@@ -101,26 +104,13 @@ def _targets(args: argparse.Namespace, source_name: str) -> list[Any]:
     return [open_dataset(n, roots.get(n)) for n in names]
 
 
-def _describe(result: dict[str, Any]) -> str:
-    from sept.runs.schema import describe_summary
-
-    return describe_summary(result["protocol"], result["summary"])
-
-
-def _num_skipped(result: dict[str, Any]) -> int:
-    """Files skipped (undecodable) over the train and evaluation sets of one run's results."""
-    parts = [result.get("train", {})]
-    parts += [result.get(k, {}) for k in ("test", "base", "new", "source")]
-    parts += list(result.get("targets", {}).values())
-    return sum(int(p.get("num_skipped", 0)) for p in parts if isinstance(p, dict))
-
-
-def _mean_line(results: list[dict[str, Any]]) -> str:
+def _mean_line(results: list[RunResults]) -> str:
+    """Mean (± std over runs) of each summary number of one method's runs."""
     from sept.runs.schema import METRICS
 
     parts = []
-    for key in METRICS[results[0]["protocol"]]:
-        values = [r["summary"][key] for r in results]
+    for key in METRICS[results[0].protocol]:
+        values = [r.metrics()[key] for r in results]
         spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
         parts.append(f"{key} {statistics.fmean(values):.2f}{spread}")
     return ", ".join(parts)
@@ -156,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from sept.protocols import FeatureOptions, FeatureStore, ProtocolSettings, run_protocol
     from sept.protocols.common import check_overrides_apply
     from sept.protocols.preflight import preflight
+    from sept.runs.schema import describe_summary, validate_results
     from sept.training.config import resolve_config
 
     if args.list_methods:
@@ -219,21 +210,22 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     for m in methods:
-        results = run_protocol(args.protocol, backbone, dataset, m, settings, targets=targets, store=store)
+        raw = run_protocol(args.protocol, backbone, dataset, m, settings, targets=targets, store=store)
+        results = [validate_results(r) for r in raw]
         for r in results:
-            fold = "" if r["fold"] is None else f" fold {r['fold']}"
-            skipped = _num_skipped(r)
-            note = f"  ({skipped} undecodable file(s) skipped, listed in results.json)" if skipped else ""
-            name = r["variant"]["name"]
+            fold = "" if r.fold is None else f" fold {r.fold}"
+            skipped = sum(r.skipped().values())
+            note = f"  ({skipped} undecodable file(s) skipped, listed in {RESULTS_FILE})" if skipped else ""
             print(
-                f"{args.protocol} {r['dataset']}{fold} {name} K={r['shots']} seed {r['seed']}: {_describe(r)}{note}"
+                f"{args.protocol} {r.dataset}{fold} {r.variant_name} K={r.shots} seed {r.seed}: "
+                f"{describe_summary(r.protocol, r.summary)}{note}"
             )
-            for warning in r.get("warnings") or []:
+            for warning in r.warnings:
                 print(f"  warning: {warning}")
         if len(results) > 1:
-            name = results[0]["variant"]["name"]
             print(
-                f"{args.protocol} {dataset.name} {name} K={args.shots}, mean of {len(results)} runs: {_mean_line(results)}"
+                f"{args.protocol} {dataset.name} {results[0].variant_name} K={args.shots}, "
+                f"mean of {len(results)} runs: {_mean_line(results)}"
             )
     from sept.runs.identity import dataset_id
 

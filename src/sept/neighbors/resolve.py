@@ -2,7 +2,8 @@
 
 For training classes ``classes`` (readable or raw names), a requested set and the run's dataset:
 
-1. a requested set (``sept.neighbors``: a shipped dataset name or a JSON file) must cover every
+1. a requested set (``sept.neighbors``: a shipped dataset name or a JSON file; ``{dataset}`` in
+   it becomes the run's dataset name, so one grid line serves every dataset) must cover every
    class (:class:`~sept.neighbors.errors.MissingNeighborsError` otherwise), origin ``requested``;
 2. else the set shipped for the dataset (name matched case-insensitively), when it covers every
    class, origin ``dataset``;
@@ -54,8 +55,15 @@ def resolve_neighbors(
 
     classes = list(classes)
     if requested:
-        ns = load_neighbors(requested)
-        return ResolvedNeighbors(os.fspath(requested), "requested", neighbors_for(classes, ns), ns)
+        target = os.fspath(requested)
+        if "{dataset}" in target:
+            if not dataset:
+                raise MissingNeighborsError(
+                    f"sept.neighbors {target!r} names {{dataset}} but the run has no dataset"
+                )
+            target = target.replace("{dataset}", dataset)
+        ns = load_neighbors(target)
+        return ResolvedNeighbors(target, "requested", neighbors_for(classes, ns), ns)
     shipped = list_shipped()
     if dataset:
         own = next((n for n in shipped if n.lower() == dataset.lower()), None)

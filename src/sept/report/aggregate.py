@@ -127,11 +127,10 @@ def average_over_datasets(groups: Sequence[Group], datasets: Sequence[str] | Non
 
 
 def sept_host(method: str) -> str | None:
-    """The host of a ``+sept`` method (``kgcoop+sept+dept`` -> ``kgcoop+dept``); None for others
-    and for named variants (``coop+sept@lam2``: those go to the ablation tables)."""
-    if "@" in method:
-        return None
-    parts = method.split("+")
+    """The host of a ``+sept`` method (``kgcoop+sept+dept`` -> ``kgcoop+dept``), with the same variant
+    suffix (``coop+sept@optim.epochs=5`` -> ``coop@optim.epochs=5``); None for others."""
+    name, at, suffix = method.partition("@")
+    parts = name.split("+")
     if "sept" not in parts[1:]:
         return None
-    return "+".join(p for p in parts if p != "sept")
+    return "+".join(p for p in parts if p != "sept") + at + suffix

@@ -28,6 +28,7 @@ from sept.report.aggregate import Group, average_over_datasets, group_runs, sept
 from sept.report.collect import METRICS, RunRecord, collect, find_results
 from sept.report.html import Figure, Section, render_page
 from sept.report.tables import TITLES, Table, build_tables, method_order
+from sept.runs.layout import RESULTS_FILE
 from sept.utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ def _skipped_intro(rows: Sequence[tuple[str, str, int]]) -> str:
     total = sum(n for _, _, n in rows)
     return (
         f"{len(rows)} run(s) left {total} undecodable audio file(s) out of training or evaluation "
-        "(each run's results.json lists the files and the reasons). Their accuracies are over the clips "
+        f"(each run's {RESULTS_FILE} lists the files and the reasons). Their accuracies are over the clips "
         "that could be read."
     )
 
@@ -246,7 +247,7 @@ def build_report(
     run_root = Path(run_root)
     records = collect(results if results is not None else find_results(run_root))
     if not records:
-        raise DataError(f"no finished run (results.json) under {str(run_root)!r}")
+        raise DataError(f"no finished run ({RESULTS_FILE}) under {str(run_root)!r}")
     out = Path(out_dir) if out_dir is not None else run_root / "report"
     groups = group_runs(records)
     tables = build_tables(groups, records)

@@ -18,7 +18,8 @@ from typing import Any
 
 from sept.errors import DataError
 from sept.runs.layout import iter_result_files
-from sept.runs.schema import METRICS, RunResults, read_results
+from sept.runs.schema import METRICS, DamagedResultsError, RunResults, read_results
+from sept.runs.store import prompt_problem
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,13 @@ def record_of(results: RunResults) -> RunRecord:
 
 
 def read_record(path: str | os.PathLike[str]) -> RunRecord:
-    """One run's results file; :class:`DataError` names the file and what is wrong."""
-    return record_of(read_results(path))
+    """One run's results file; :class:`DataError` names the file and what is wrong (a damaged
+    prompt file of the run included)."""
+    results = read_results(path)
+    problem = prompt_problem(Path(path).parent)
+    if problem is not None:
+        raise DamagedResultsError(f"run {str(Path(path).parent)!r}: {problem}")
+    return record_of(results)
 
 
 def find_results(run_root: str | os.PathLike[str]) -> list[Path]:

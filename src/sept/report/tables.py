@@ -151,7 +151,7 @@ def method_order(method: str) -> tuple[int, str, int, str]:
     name, _, label = method.partition("@")
     host = sept_host(name)
     base = host or name
-    return (0 if base == "zeroshot" else 1, base, 1 if host else 0, label)
+    return (0 if base == "zeroshot" else 1, label, base, 1 if host else 0)
 
 
 def _metrics_of(protocol: str, groups: Sequence[Group], retention: bool = True) -> list[str]:
