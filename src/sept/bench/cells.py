@@ -9,6 +9,7 @@ travel to worker processes and Ray tasks as they are.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -268,11 +269,8 @@ def is_finished(cell: Cell, plan: Plan, config: RunConfig | None = None) -> bool
     if "sept" in config.regularizers:
         split = run_split(cell.dataset.open(), cell.fold)
         classes = readable_of(split, training_classes(cell.protocol, split))
-        try:
+        with contextlib.suppress(MissingNeighborsError):  # preflight names the cell before any compute
             neighbor_hash = run_neighbors(config, classes, cell.dataset_name).hash
-        except MissingNeighborsError:
-            pass  # preflight names the cell before any compute
-
     done = finished_results(directory, config, plan.force, neighbor_hash)
     if done is None:
         if not plan.force:  # an unfinished run: it must be this config to resume
