@@ -15,7 +15,8 @@ class AudioWindow:
     - longer than ``max_seconds``: crop a window of ``max_seconds`` at the ``crop`` position
       ("center" or "start"); never random, so evaluation and caching are deterministic;
     - shorter than ``min_seconds``: ``pad`` = "repeat" tiles the clip (CLAP's repeatpad) and
-      zero-fills the remainder; "zeros" zero-pads.
+      zero-fills the remainder; "tile" repeats it and cuts the last copy short (Pengi's and
+      MS-CLAP's ``load_audio_into_tensor``: no zeros); "zeros" zero-pads.
 
     Fixed-length backbones (CLAP) use ``min_seconds == max_seconds``.
     """
@@ -23,7 +24,7 @@ class AudioWindow:
     max_seconds: float = 10.0
     min_seconds: float = 10.0
     crop: Literal["center", "start"] = "center"
-    pad: Literal["repeat", "zeros"] = "repeat"
+    pad: Literal["repeat", "tile", "zeros"] = "repeat"
 
     def __post_init__(self) -> None:
         if not 0 < self.min_seconds <= self.max_seconds:
@@ -32,8 +33,8 @@ class AudioWindow:
             )
         if self.crop not in ("center", "start"):
             raise ValueError(f"AudioWindow.crop must be 'center' or 'start', got {self.crop!r}")
-        if self.pad not in ("repeat", "zeros"):
-            raise ValueError(f"AudioWindow.pad must be 'repeat' or 'zeros', got {self.pad!r}")
+        if self.pad not in ("repeat", "tile", "zeros"):
+            raise ValueError(f"AudioWindow.pad must be 'repeat', 'tile' or 'zeros', got {self.pad!r}")
 
     def settings(self) -> dict[str, object]:
         """A JSON-able description (part of the feature-cache key)."""
@@ -51,6 +52,8 @@ class AudioWindow:
             return wave[start : start + max_n].copy()
         if n >= min_n:
             return wave
+        if self.pad == "tile" and n > 0:
+            return np.resize(wave, min_n)  # the clip repeated, the last copy cut at min_n
         out = np.zeros(min_n, dtype=np.float32)
         if self.pad == "repeat" and n > 0:
             reps = min_n // n

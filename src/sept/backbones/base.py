@@ -50,6 +50,8 @@ class Backbone(nn.Module, ABC):
     default_logit_scale: float = 100.0
     #: index in the token sequence where learnable context vectors go (after the start token)
     context_index: int = 1
+    #: tokens after a text's own tokens: the end token (MS-CLAP's GPT-2 also has a space before it)
+    end_tokens: int = 1
 
     def freeze(self) -> None:
         """Freeze every parameter and put every submodule in eval mode."""

@@ -60,6 +60,24 @@ _REGISTRY: dict[str, BackboneSpec] = {
         {"model": "laion/larger_clap_music_and_speech"},
         "LAION larger CLAP (music and speech)",
     ),
+    "pengi": BackboneSpec(
+        "sept.backbones.pengi",
+        "PengiBackbone",
+        {},
+        "Pengi (HTSAT + CLIP text), PALM's backbone; model= a folder from `sept backbones convert pengi`",
+    ),
+    "msclap-2022": BackboneSpec(
+        "sept.backbones.msclap",
+        "MsClap2022Backbone",
+        {"model": "microsoft/msclap"},
+        "MS-CLAP 2022 (CNN14 + BERT); model= hub repo, CLAP_weights_2022.pth or a converted folder",
+    ),
+    "msclap-2023": BackboneSpec(
+        "sept.backbones.msclap",
+        "MsClap2023Backbone",
+        {"model": "microsoft/msclap"},
+        "MS-CLAP 2023 (HTSAT + GPT-2); model= hub repo, CLAP_weights_2023.pth or a converted folder",
+    ),
 }
 
 

@@ -69,7 +69,7 @@ class CoOpLearner(PromptLearner):
         backbone = self.backbone
         tokens = backbone.tokenize([text])
         start = backbone.context_index
-        n = int(tokens.attention_mask[0].sum()) - start - 1
+        n = int(tokens.attention_mask[0].sum()) - start - backbone.end_tokens
         if n < 1:
             raise ConfigError(f"learner.ctx_init {text!r} has no tokens between the start and end tokens")
         with torch.no_grad():
