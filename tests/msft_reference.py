@@ -44,7 +44,32 @@ TINY_CNN14 = {
     "n_fft": 256, "hop": 64, "mel_bins": 64, "mel_sample_rate": TINY_RATE, "fmin": 50.0, "fmax": 7000.0,
     "channels": [64, 128, 256, 512, 1024, 2048], "out_dim": 64,
 }  # fmt: skip
-_WORDS = ["this", "is", "a", "sound", "of", "the", "dog", "barking", "siren", "wailing", "engine", "idling", "children", "playing", "car", "horn", "rain", "drilling", "street", "music", "an", "audio", "clip", "recording"]
+_WORDS = [
+    "this",
+    "is",
+    "a",
+    "sound",
+    "of",
+    "the",
+    "dog",
+    "barking",
+    "siren",
+    "wailing",
+    "engine",
+    "idling",
+    "children",
+    "playing",
+    "car",
+    "horn",
+    "rain",
+    "drilling",
+    "street",
+    "music",
+    "an",
+    "audio",
+    "clip",
+    "recording",
+]
 
 
 # ---- the msclap package without its __init__ -------------------------------------------------
