@@ -318,3 +318,29 @@ def test_full_size_audio_tower_equals_reference(family: str, tmp_path: Path) -> 
     with torch.no_grad():
         theirs = F.normalize(audio(x)[0], dim=-1)
     torch.testing.assert_close(backbone.embed_audio(clips), theirs, atol=ATOL, rtol=0)
+
+
+# ---- the reproduction configs ------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["fewshot-pengi", "base2new-pengi", "xd-pengi"])
+def test_pengi_paper_configs_resolve_every_method(name: str) -> None:
+    from sept.bench.grid import load_grid
+    from sept.data.registry import BENCHMARK_DATASETS
+    from sept.training.config import resolve_config
+
+    grid = load_grid(REPO / "configs" / "paper" / f"{name}.yaml")
+    assert grid.backbone == "pengi" and sorted(d.name for d in grid.datasets) == sorted(BENCHMARK_DATASETS)
+    header = (REPO / "configs" / "paper" / f"{name}.yaml").read_text().split("\nname:")[0]
+    assert "reproduce" in header and "sept backbones convert pengi" in header
+    for method in grid.methods:
+        config = resolve_config(
+            method.name, grid.protocols[0], overrides=[*grid.overrides, *method.overrides]
+        )
+        if name == "fewshot-pengi" and method.name == "zeroshot":
+            assert config.learner.templates == ["The is a recording of  {}."]  # PALM's prompt_prefix
+        if name == "fewshot-pengi":
+            assert (config.optim.lr, config.optim.batch_size, config.optim.scheduler) == (0.05, 16, "none")
+            if method.name.startswith(("coop", "cocoop")):
+                assert config.learner.n_ctx == 16 and config.learner.ctx_init is None
