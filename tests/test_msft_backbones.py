@@ -193,6 +193,8 @@ def test_text_longer_than_the_tower_is_cut_keeping_its_end_token(pair: Pair) -> 
 
 # ---- weights: conversion, identity, errors --------------------------------------------------
 def test_identity_follows_the_audio_weights(pair: Pair, tmp_path: Path) -> None:
+    if pair.family == "msclap-2022":
+        pytest.skip("shared code; CNN14's full width makes a second copy slow")
     again = create_backbone(pair.family, model=str(pair.folder), device="cpu")
     assert again.identity == pair.backbone.identity
     state = {k: v.clone() for k, v in pair.model.state_dict().items()}
@@ -238,6 +240,8 @@ def test_a_folder_of_another_family_is_refused(pair: Pair) -> None:
 def test_cli_convert_writes_a_loadable_folder(
     pair: Pair, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    if pair.family == "msclap-2022":
+        pytest.skip("shared code; CNN14's full width makes a second copy slow")
     out = tmp_path / "cli"
     code = sept_main(
         [

@@ -15,6 +15,7 @@ end-of-text token) and GPT-2, the first for BERT. Positions are ``0 .. L-1`` as 
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,7 @@ class MsftBackbone(Backbone):
         fam = self.family
         self._cache_dir = None if cache_dir is None else str(cache_dir)
         self._local_only = bool(local_files_only)
-        config, tensors, self._weights_id = self._load_weights(model, revision)
+        config, tensors = self._load_weights(model, revision)
         if config.get("family", fam.name) != fam.name:
             raise ModelLoadError(
                 f"{self.name}: model={str(model)!r} holds a {config.get('family')!r} checkpoint, "
@@ -121,6 +122,9 @@ class MsftBackbone(Backbone):
         seconds = float(config["seconds"])
         self.window = AudioWindow(max_seconds=seconds, min_seconds=seconds, crop="center", pad="tile")
         self.audio_tower, self.audio_projection = self._build_audio(config, tensors)
+        # audio_inputs runs in decoding threads on the CPU: a CPU copy of the front end, kept out of
+        # the module tree so that .to(device) leaves it there
+        self._cpu_front_end = [copy.deepcopy(self.audio_tower.front_end)]
         self.text_model_id = str(text_model) if text_model is not None else str(config["text_model"])
         self.tokenizer, self.text_tower, self.text_head, self.text_projection = self._build_text(
             config, tensors
@@ -146,7 +150,7 @@ class MsftBackbone(Backbone):
     # ---- loading ---------------------------------------------------------------------------
     def _load_weights(
         self, model: str | Path | None, revision: str | None
-    ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         fam = self.family
         if model is None or str(model) == "":
             if fam.hub_repo is None:
@@ -157,24 +161,20 @@ class MsftBackbone(Backbone):
         path = Path(str(model)).expanduser()
         if path.is_dir():
             config, tensors = read_folder(path)
-            return {**fam.config(), **config}, tensors, {"weights": _file_hash(path / "model.safetensors")}
+            return {**fam.config(), **config}, tensors
         if path.is_file():
-            return fam.config(), read_checkpoint(path), {"weights": _file_hash(path)}
+            return fam.config(), read_checkpoint(path)
         if (
             fam.hub_repo is not None
             and _HUB_ID.match(str(model))
             and not str(model).startswith((".", "/", "~"))
         ):
-            file, commit = self._hub_file(str(model), revision)
-            ident = {"model": str(model), "file": fam.hub_file, "commit": commit}
-            if commit is None:
-                ident["weights"] = _file_hash(file)
-            return fam.config(), read_checkpoint(file), ident
+            return fam.config(), read_checkpoint(self._hub_file(str(model), revision))
         raise ModelLoadError(
             f"{self.name}: model={str(model)!r} is neither a folder, a checkpoint file nor a hub repo id. {fam.weights_hint}"
         )
 
-    def _hub_file(self, repo: str, revision: str | None) -> tuple[Path, str | None]:
+    def _hub_file(self, repo: str, revision: str | None) -> Path:
         from huggingface_hub import hf_hub_download
 
         fam = self.family
@@ -194,8 +194,7 @@ class MsftBackbone(Backbone):
             except Exception as exc:  # hub errors: offline, missing file, no such repo
                 last = exc
                 continue
-            commit = found.parent.name if found.parent.parent.name == "snapshots" else None
-            return found, commit
+            return found
         raise ModelLoadError(
             f"{self.name}: cannot get {fam.hub_file!r} from hub repo {repo!r}: it is not in the local Hugging Face cache"
             f"{' (local_files_only=True)' if self._local_only else ' and the hub could not be reached'}. Download it where "
@@ -274,13 +273,13 @@ class MsftBackbone(Backbone):
 
     # ---- identity --------------------------------------------------------------------------
     def identity_settings(self) -> dict[str, object]:
-        """The family, its audio settings, the weights' source and a hash of the audio tensors."""
+        """The family, its audio settings and a hash of the audio tensors (mel matrix included):
+        what the audio features depend on, wherever the weights were loaded from."""
         return {
             "family": self.family.name,
             "audio_encoder": self.config["audio_encoder"],
             "audio": hash_json(self.config["audio"]),
             "audio_weights": self._audio_hash,
-            "source": self._weights_id,
         }
 
     # ---- audio tower -----------------------------------------------------------------------
@@ -288,8 +287,8 @@ class MsftBackbone(Backbone):
         """Log-mel [1, T, M] (float32) of one wave [S] fitted to the window."""
         fitted = self.window.fit(wave, self.sample_rate)
         with torch.no_grad():
-            mel = self.audio_tower.mel(torch.from_numpy(np.ascontiguousarray(fitted))[None].to(self.device))
-        return mel[0].cpu().numpy()
+            mel = self._cpu_front_end[0](torch.from_numpy(np.ascontiguousarray(fitted))[None])
+        return mel[0].numpy()
 
     def embed_audio(self, waves: list[np.ndarray]) -> torch.Tensor:
         return self.embed_audio_inputs([self.audio_inputs(w) for w in waves])
@@ -453,12 +452,6 @@ def _text_config(
         f"{'' if looks_local else ' (not in the local Hugging Face cache, and the hub could not be reached)'}; "
         f"pass text_model=DIR, a folder with its config.json and tokenizer files. Cause: {last}"
     ) from last
-
-
-def _file_hash(path: Path) -> str:
-    from sept.backbones.msft_weights import weights_fingerprint
-
-    return weights_fingerprint(path)
 
 
 def _tensors_hash(tensors: dict[str, torch.Tensor]) -> str:
