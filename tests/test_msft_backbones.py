@@ -348,3 +348,22 @@ def test_pengi_paper_configs_resolve_every_method(name: str) -> None:
             assert (config.optim.lr, config.optim.batch_size, config.optim.scheduler) == (0.05, 16, "none")
             if method.name.startswith(("coop", "cocoop")):
                 assert config.learner.n_ctx == 16 and config.learner.ctx_init is None
+
+
+def test_cli_lists_the_new_backbones_and_documents_convert(capsys: pytest.CaptureFixture[str]) -> None:
+    assert sept_main(["backbones"]) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert {"pengi", "msclap-2022", "msclap-2023", "clap"} <= listed
+    with pytest.raises(SystemExit) as info:
+        sept_main(["backbones", "convert", "--help"])
+    assert info.value.code == 0 and "weights_only=True" in capsys.readouterr().out
+
+
+def test_tile_window_repeats_and_cuts_like_the_reference_wrappers() -> None:
+    from sept.audio.window import AudioWindow
+
+    window = AudioWindow(max_seconds=1.0, min_seconds=1.0, pad="tile")
+    for n in (1, 7, 3000, 16_000, 40_000):
+        wave = np.arange(n, dtype=np.float32)
+        want = ref.reference_window(wave, 1.0, ref.TINY_RATE).numpy()
+        np.testing.assert_array_equal(window.fit(wave, ref.TINY_RATE), want)
