@@ -162,7 +162,7 @@ def _need(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], sour
     if key not in data:
         raise _fail(source, f"missing field {key!r}")
     value = data[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and bool not in _as_tuple(kind):
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
         raise _fail(source, f"field {key!r} holds {type(value).__name__} {str(value)[:40]!r}")
     return value
 
