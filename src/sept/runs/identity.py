@@ -88,7 +88,10 @@ def variant_name(method: str, diff: Mapping[str, Any], label: str | None = None)
         return f"{method}@{label}"
     if not diff:
         return method
-    parts = [f"{k}={json.dumps(v, separators=(',', ':')) if not isinstance(v, str) else v}" for k, v in diff.items()]
+    parts = [
+        f"{k}={json.dumps(v, separators=(',', ':')) if not isinstance(v, str) else v}"
+        for k, v in diff.items()
+    ]
     readable = ",".join(parts)
     if len(readable) <= _MAX_READABLE and all(c.isalnum() or c in "._+=,-" for c in readable):
         return f"{method}@{readable}"
@@ -105,7 +108,9 @@ class VariantSpec:
     reference: str | None = None
 
 
-def describe_variant(config: RunConfig, reference: RunConfig, spec: VariantSpec | None = None) -> dict[str, Any]:
+def describe_variant(
+    config: RunConfig, reference: RunConfig, spec: VariantSpec | None = None
+) -> dict[str, Any]:
     """The variant record of a run: {name, label, options, family, reference}."""
     spec = spec or VariantSpec()
     diff = options_diff(config, reference)

@@ -75,7 +75,9 @@ def _saved_config(path: Path, data: Mapping[str, Any]) -> tuple[str, str | None]
     return config.training_hash(), neighbors.get("hash") if isinstance(neighbors, dict) else None
 
 
-def _check_same(path: Path, data: Mapping[str, Any], config: RunConfig, neighbor_hash: str | None, what: str) -> None:
+def _check_same(
+    path: Path, data: Mapping[str, Any], config: RunConfig, neighbor_hash: str | None, what: str
+) -> None:
     saved_hash, saved_neighbors = _saved_config(path, data)
     if saved_hash != config.training_hash() or (
         saved_neighbors is not None and neighbor_hash is not None and saved_neighbors != neighbor_hash
@@ -102,7 +104,9 @@ def finished_results(
         return None
     try:
         results = read_results(path)
-        _check_same(path, {**results.config, "neighbor_set": results.neighbor_set}, config, neighbor_hash, "a run")
+        _check_same(
+            path, {**results.config, "neighbor_set": results.neighbor_set}, config, neighbor_hash, "a run"
+        )
     except DamagedResultsError as exc:
         quarantine(directory, str(exc))
         return None
@@ -134,7 +138,9 @@ def read_run_config(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data
 
 
-def check_unfinished(directory: str | os.PathLike[str], config: RunConfig, neighbor_hash: str | None = None) -> None:
+def check_unfinished(
+    directory: str | os.PathLike[str], config: RunConfig, neighbor_hash: str | None = None
+) -> None:
     """An unfinished run in ``directory`` must have this configuration to resume (ConfigError
     otherwise); a damaged ``config.json`` is not an obstacle (it is written again)."""
     path = Path(directory) / CONFIG_FILE
