@@ -298,15 +298,16 @@ def test_symlinked_audio_folder_is_allowed(tmp_path: Path) -> None:
     """A link the owner put inside the root (audio on another disk) is fine; ``..`` in a CSV is not."""
     store = tmp_path / "big-disk" / "audios"
     _wav(store / "a.wav")
+    _wav(store / "b.wav")
     root = tmp_path / "SESA"
     root.mkdir()
     (root / "audios").symlink_to(store, target_is_directory=True)
     _csv(root / "train.csv", [{"path": "audios/a.wav", "classname": "siren"}])
-    _csv(root / "test.csv", [{"path": "audios/a.wav", "classname": "siren"}])
+    _csv(root / "test.csv", [{"path": "audios/b.wav", "classname": "siren"}])
     assert get_dataset("SESA", root).split().train[0].path.is_file()
-    _csv(root / "test.csv", [{"path": "audios/../../big-disk/audios/a.wav", "classname": "siren"}])
+    _csv(root / "test.csv", [{"path": "audios/../../big-disk/audios/b.wav", "classname": "siren"}])
     with pytest.raises(
-        DataError, match=re.escape("line 2: path 'audios/../../big-disk/audios/a.wav' escapes")
+        DataError, match=re.escape("line 2: path 'audios/../../big-disk/audios/b.wav' escapes")
     ):
         get_dataset("SESA", root).split()
 

@@ -123,6 +123,20 @@ def _one_class(csv: Path, tmp: Path) -> list[str]:
     return ["--dataset", str(out), "--protocol", "base2new"]
 
 
+def _three_classes(csv: Path, tmp: Path) -> list[str]:
+    """Base-to-new on 3 classes: new holds one class, which scores 100% whatever the model does."""
+    rows = [r for r in _rows(csv) if r[1] in ("dog_bark", "siren", "jackhammer")]
+    out = _write(csv.parent / "three_classes.csv", "path,classname,fold", rows)
+    return ["--dataset", str(out), "--protocol", "base2new"]
+
+
+def _test_is_train(csv: Path, tmp: Path) -> list[str]:
+    """The same list as train and test: a run would score its own training clips."""
+    rows = _rows(csv)
+    train = _write(csv.parent / "same.csv", "path,classname", [r[:2] for r in rows])
+    return ["--dataset", str(train), "--test", str(train)]
+
+
 CASES: list[tuple[str, Edit, list[str]]] = [
     ("missing-column", _variant("nocls", lambda rows: rows, "path,label,fold"), ["lacks column(s) classname", "nocls.csv"]),
     ("empty-class", _variant("empty", lambda rows: [*rows[:3], [rows[3][0], "", rows[3][2]], *rows[4:]]), ["line 5: empty field 'classname'"]),
@@ -152,6 +166,8 @@ CASES: list[tuple[str, Edit, list[str]]] = [
     ("no-neighbours-for-classes", _renamed_classes, ["no shipped neighbour set covers the classes", "zorp"]),
     ("missing-neighbour-file", _plain("--method", "coop+sept", "--set", "sept.neighbors=/nonexistent/n.json"), ["cannot read neighbour file '/nonexistent/n.json'"]),
     ("base2new-one-class", _one_class, ["base-to-new needs at least 2"]),
+    ("base2new-one-new-class", _three_classes, ["has 3 class(es)", "new: siren", "at least 2 classes on each side"]),
+    ("test-is-train", _test_is_train, ["30 of 30 test file(s) are also train files (the test list is the train list)"]),
     ("config-not-yaml", _with_file("bad.yaml", "optim: [unclosed", "--config", "{tmp}/bad.yaml"), ["bad.yaml' is not valid YAML"]),
     ("config-unknown-key", _with_file("k.yaml", "optim:\n  learning_rate: 0.1\n", "--config", "{tmp}/k.yaml"), ["unknown option 'optim.learning_rate'"]),
     ("config-negative-lambda", _with_file("l.yaml", "sept:\n  weight: -2\n", "--config", "{tmp}/l.yaml", "--method", "coop+sept"), ["sept.weight must be >= 0"]),

@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _load_eval_clips(args: argparse.Namespace):
     """(clips to evaluate, sorted raw class names, readable names) from --data/--dataset and --fold."""
     from sept.data.clips import class_names, load_clips
+    from sept.data.guards import check_clips
     from sept.data.names import readable_name
 
     if args.dataset:
@@ -56,6 +57,7 @@ def _load_eval_clips(args: argparse.Namespace):
         return list(split.test), list(split.classnames), list(split.readable)
     else:
         clips = load_clips(args.data, args.root)
+        check_clips(clips, repr(str(args.data)))  # a file listed twice would count twice
         names = class_names(clips)
         if args.fold is not None:
             clips = [c for c in clips if c.fold == str(args.fold)]
@@ -68,6 +70,7 @@ def _load_eval_clips(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from sept.data.guards import check_evaluated
     from sept.evaluation.metrics import classification_metrics
     from sept.evaluation.zeroshot import (
         DEFAULT_TEMPLATES,
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     backbone = backbone_from_args(args)
     fs = extract_from_args(backbone, clips, args)
+    check_evaluated(len(fs.clips), fs.skipped, f"sept eval on {args.data or args.dataset}")
     index = {n: i for i, n in enumerate(names)}
     labels = np.array([index[c.classname] for c in fs.clips], dtype=np.int64)
     scale = args.logit_scale if args.logit_scale is not None else backbone.default_logit_scale

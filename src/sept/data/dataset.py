@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sept.data.clips import Clip, read_clip_csv, scan_class_folders
+from sept.data.guards import check_split
 from sept.data.names import readable_name
 from sept.errors import DataError
 
@@ -146,7 +147,8 @@ class Dataset(ABC):
         """Train and test clips of ``fold`` (None: the default fold or the single split).
 
         ``strict=False`` keeps rows whose path escapes the dataset root (``sept data check``
-        reports them); normal loading rejects them with :class:`DataError`.
+        reports them); normal loading rejects them, and what :func:`sept.data.guards.check_split`
+        refuses (duplicates, test files that are train files), with :class:`DataError`.
         """
         fold = self.resolve_fold(fold)
         train, test, train_source, test_source, train_root, test_root = self._load(fold, strict)
@@ -156,7 +158,7 @@ class Dataset(ABC):
         if not test:
             raise DataError(f"{where}: the test list {test_source} is empty")
         classnames = tuple(sorted({c.classname for c in train}))
-        return Split(
+        split = Split(
             dataset=self.name,
             fold=fold,
             train=tuple(train),
@@ -168,6 +170,9 @@ class Dataset(ABC):
             train_root=train_root,
             test_root=test_root,
         )
+        if strict:  # duplicates, test files that are train files, unknown test classes
+            check_split(split)
+        return split
 
     def splits(self, *, strict: bool = True) -> list[Split]:
         """One split per fold (or the single split)."""

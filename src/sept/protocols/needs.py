@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sept.errors import DataError
-
 if TYPE_CHECKING:
     from sept.data.clips import Clip
     from sept.data.dataset import Dataset, Fold, Split
@@ -40,14 +38,13 @@ def training_subset(protocol: str) -> str:
 
 
 def base_and_new(split: Split) -> tuple[list[str], list[str]]:
-    """Base and new classes of a split (raw names); :class:`DataError` when a side is empty."""
+    """Base and new classes of a split (raw names); :class:`DataError` when a side has fewer than 2
+    classes (one class scores 100% whatever the model does)."""
+    from sept.data.guards import check_base_new
     from sept.data.sampling import base_new_split
 
     base, new = base_new_split(split.classnames)
-    if not base or not new:
-        raise DataError(
-            f"dataset {split.dataset!r} has {len(split.classnames)} class(es): base-to-new needs at least 2"
-        )
+    check_base_new(base, new, split.dataset)
     return base, new
 
 

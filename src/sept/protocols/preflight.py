@@ -1,7 +1,8 @@
 """Check a protocol's inputs before any compute: folds, lists, shots, configs, neighbour sets.
 
-Lists: besides what loading a split refuses (missing columns, empty fields, paths escaping the
-root), a path listed twice and a test class without train clips (see :func:`check_lists`).
+Lists: what loading a split refuses (missing columns, empty fields, paths escaping the root, and
+:func:`sept.data.guards.check_split`: a path listed twice, test files that are train files, a test
+class without train clips).
 
 A run goes fold by fold, so without this a fold number that does not exist, a malformed test list,
 a class with too few train clips or a missing neighbour set would stop it only after the earlier
@@ -12,16 +13,15 @@ is loaded, nothing is written) and raises :class:`~sept.errors.DataError` or
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sept.backbones.registry import DEFAULT_BACKBONE
+from sept.data.guards import check_split
 from sept.errors import DataError
 
 if TYPE_CHECKING:
-    from sept.data.clips import Clip
-    from sept.data.dataset import Dataset, Split
+    from sept.data.dataset import Dataset
     from sept.protocols.common import ProtocolSettings
     from sept.training.config import RunConfig
 
@@ -41,7 +41,7 @@ def preflight(
     configs = {(m, s): _config(m, protocol, s, settings) for m in methods for s in settings.seeds}
     for fold in settings.folds_of(dataset.folds):
         split = run_split(dataset, fold)  # an unknown fold, a malformed list, a path escaping the root
-        check_lists(split)
+        check_split(split)
         classes = training_classes(protocol, split)  # base-to-new needs two classes
         if any(c.spec.trains for c in configs.values()):  # a class with fewer clips than --shots
             try:
@@ -61,35 +61,7 @@ def preflight(
             if "sept" in config.regularizers:
                 run_neighbors(config, readable, dataset.name)
     for target in targets or ():
-        check_lists(target.split(None))
-
-
-def check_lists(split: Split) -> None:
-    """Refuse what would silently skew a run: a path listed twice in the train or the test list
-    (counted twice, maybe under two labels), a test class that has no train clips."""
-    where = f"dataset {split.dataset!r}" + (f" fold {split.fold}" if split.fold is not None else "")
-    for clips, source in ((split.train, split.train_source), (split.test, split.test_source)):
-        groups: dict[str, list[Clip]] = {}
-        for clip in clips:
-            groups.setdefault(os.path.normpath(os.path.abspath(clip.path)), []).append(clip)
-        dups = [g for g in groups.values() if len(g) > 1]
-        if dups:
-            listing = ", ".join(
-                f"{g[0].relpath!r} x{len(g)} ({', '.join(sorted({c.classname for c in g}))})"
-                for g in dups[:5]
-            )
-            more = f" and {len(dups) - 5} more" if len(dups) > 5 else ""
-            raise DataError(
-                f"{where}: {len(dups)} path(s) listed more than once in {source}: {listing}{more}; "
-                "remove the duplicates (`sept data check` lists every problem)"
-            )
-    known = set(split.classnames)
-    unknown = sorted({c.classname for c in split.test if c.classname not in known})
-    if unknown:
-        raise DataError(
-            f"{where}: the test list {split.test_source} has class(es) {', '.join(map(repr, unknown))} that the "
-            f"train list {split.train_source} lacks (train classes: {', '.join(split.classnames)})"
-        )
+        check_split(target.split(None))
 
 
 def _config(method: str, protocol: str, seed: int, settings: ProtocolSettings) -> RunConfig:
