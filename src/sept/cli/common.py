@@ -63,6 +63,43 @@ def add_feature_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return value
+
+
+def add_held_out_args(parser: argparse.ArgumentParser) -> None:
+    """``--test-fraction F --split-seed S``: hold out a stratified test split of a user's clips."""
+    parser.add_argument(
+        "--test-fraction",
+        type=fraction,
+        default=None,
+        metavar="F",
+        help="for your own data without a test list: hold out a stratified fraction F of each class for "
+        "test, drawn once into RUN_ROOT/manifests/<dataset>/test-split.json and reused by every method",
+    )
+    parser.add_argument(
+        "--split-seed", type=int, default=0, metavar="S", help="seed of the --test-fraction split (default 0)"
+    )
+
+
+def held_out_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of :func:`sept.data.registry.open_dataset` for ``--test-fraction``."""
+    if args.test_fraction is None:
+        return {}
+    return {
+        "test_fraction": args.test_fraction,
+        "split_seed": args.split_seed,
+        "manifest_dir": Path(args.run_root) / "manifests",
+    }
+
+
 def parse_key_values(items: list[str], what: str) -> dict[str, Any]:
     """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values parsed as YAML scalars)."""
     out: dict[str, Any] = {}

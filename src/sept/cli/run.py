@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sept.cli.common import add_backbone_args, add_feature_args
+from sept.cli.common import add_backbone_args, add_feature_args, add_held_out_args
 from sept.runs.layout import CONFIG_FILE, PROMPT_FILE, RESULTS_FILE
 from sept.runs.schema import PROTOCOLS
 
@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--root", type=Path, default=None, help="the dataset's folder (default $SEPT_DATA_ROOT/<NAME>)"
     )
     p.add_argument("--test", type=Path, default=None, help="for your own data: the test CSV or folder")
+    add_held_out_args(p)
     p.add_argument(
         "--fold", type=int, action="append", default=None, help="run this fold only (repeatable; default all)"
     )
@@ -139,7 +140,7 @@ def _list_methods() -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from sept.cli.common import backbone_from_args, parse_key_values
+    from sept.cli.common import backbone_from_args, held_out_options, parse_key_values
     from sept.data.registry import open_dataset
     from sept.errors import SeptError
     from sept.methods.registry import parse_method
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             )
             print(json.dumps(config.to_dict(), indent=2))
         return 0
-    dataset = open_dataset(args.dataset, args.root, test=args.test)
+    dataset = open_dataset(args.dataset, args.root, test=args.test, **held_out_options(args))
     settings = ProtocolSettings(
         run_root=args.run_root,
         shots=args.shots,

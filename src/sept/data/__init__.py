@@ -6,15 +6,24 @@ Light to import (no audio or hub libraries); checks and downloads live in ``sept
 
 from sept.data.clips import Clip, class_names, load_clips
 from sept.data.dataset import (
+    AudioFolderDataset,
     Dataset,
     Fold,
     FoldColumnDataset,
     GroupHoldoutDataset,
+    HeldOutDataset,
     Split,
     TrainTestDataset,
     load_dataset,
 )
-from sept.data.manifest import Manifest, few_shot_manifest, manifest_clips, manifest_path, read_manifest
+from sept.data.manifest import (
+    Manifest,
+    few_shot_manifest,
+    held_out_split,
+    manifest_clips,
+    manifest_path,
+    read_manifest,
+)
 from sept.data.names import readable_name
 from sept.data.registry import (
     BENCHMARK_DATASETS,
@@ -24,16 +33,23 @@ from sept.data.registry import (
     list_datasets,
     open_dataset,
 )
-from sept.data.sampling import base_new_split, resolve_subset, sample_few_shot
+from sept.data.sampling import (
+    base_new_split,
+    resolve_subset,
+    sample_few_shot,
+    stratified_split,
+)
 
 __all__ = [
     "BENCHMARK_DATASETS",
+    "AudioFolderDataset",
     "Clip",
     "Dataset",
     "DatasetInfo",
     "Fold",
     "FoldColumnDataset",
     "GroupHoldoutDataset",
+    "HeldOutDataset",
     "Manifest",
     "Split",
     "TrainTestDataset",
@@ -42,6 +58,7 @@ __all__ = [
     "dataset_info",
     "few_shot_manifest",
     "get_dataset",
+    "held_out_split",
     "list_datasets",
     "load_clips",
     "load_dataset",
@@ -52,4 +69,5 @@ __all__ = [
     "readable_name",
     "resolve_subset",
     "sample_few_shot",
+    "stratified_split",
 ]

@@ -97,9 +97,15 @@ def _norm(path: Path) -> str:
     return os.path.normpath(os.path.abspath(path))
 
 
-def _escaping(clips: Iterable[Clip], base: Path) -> list[Clip]:
+def _escaping(clips: Iterable[Clip], base: Path, absolute_ok: bool = False) -> list[Clip]:
+    """Clips outside ``base`` (an absolute path a user's own list names is fine with ``absolute_ok``)."""
     base_norm = _norm(base).rstrip(os.sep) + os.sep
-    return [c for c in clips if not (_norm(c.path) + os.sep).startswith(base_norm)]
+    return [
+        c
+        for c in clips
+        if not (_norm(c.path) + os.sep).startswith(base_norm)
+        and not (absolute_ok and os.path.isabs(c.relpath))
+    ]
 
 
 def check_file(path: Path, decode: bool = False) -> tuple[str, str] | None:
@@ -158,7 +164,7 @@ def _duplicates(clips: Iterable[Clip]) -> list[str]:
     return out
 
 
-def _fold_issues(split: Split, n_folds: int) -> list[Issue]:
+def _fold_issues(split: Split, n_folds: int, absolute_ok: bool = False) -> list[Issue]:
     """Problems visible from the lists alone (no file access)."""
     issues: list[Issue] = []
 
@@ -169,7 +175,7 @@ def _fold_issues(split: Split, n_folds: int) -> list[Issue]:
         ("train", split.train, split.train_root),
         ("test", split.test, split.test_root),
     ):
-        escaping = [c.relpath for c in _escaping(clips, base)]
+        escaping = [c.relpath for c in _escaping(clips, base, absolute_ok)]
         if escaping:
             add(
                 "error",
@@ -307,14 +313,14 @@ def check_dataset(
         fr.test_counts = dict(sorted(Counter(c.classname for c in split.test).items()))
         fr.classnames = sorted(set(fr.train_counts) | set(fr.test_counts))
         fr.readable = {c: dataset.readable_name(c) for c in fr.classnames}
-        fr.issues.extend(_fold_issues(split, n_folds))
+        fr.issues.extend(_fold_issues(split, n_folds, dataset.absolute_paths))
 
     splits = [s for s, _ in loaded]
     # every file once, escaping ones never opened
     to_check: dict[str, Path] = {}
     for split in splits:
         for clips, base in ((split.train, split.train_root), (split.test, split.test_root)):
-            outside = {id(c) for c in _escaping(clips, base)}
+            outside = {id(c) for c in _escaping(clips, base, dataset.absolute_paths)}
             for clip in clips:
                 key = _norm(clip.path)
                 if key not in to_check and id(clip) not in outside:

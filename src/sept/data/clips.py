@@ -55,6 +55,7 @@ def read_clip_csv(
     class_column: str = "classname",
     fold_column: str = "fold",
     allow_escaping: bool = False,
+    allow_absolute: bool = False,
 ) -> list[Clip]:
     """Read a CSV with columns ``path`` and ``classname`` (optional ``fold``).
 
@@ -62,7 +63,8 @@ def read_clip_csv(
     missing column or an empty field raises :class:`DataError` naming the file, line and field.
     ``class_column`` / ``fold_column`` read the label / fold (or group) from other columns;
     ``allow_escaping=True`` keeps escaping rows instead of raising (for ``sept data check``,
-    which reports them and never opens them).
+    which reports them and never opens them). ``allow_absolute=True`` accepts absolute paths
+    anywhere (a user's own list; the metadata of a downloaded dataset stays inside its root).
     """
     csv_path = Path(csv_path)
     base = Path(root) if root is not None else csv_path.parent
@@ -91,7 +93,8 @@ def read_clip_csv(
             if not row.get(col):
                 raise DataError(f"CSV {str(csv_path)!r} line {line_no}: empty field {col!r}")
         full = (base / row["path"]) if not os.path.isabs(row["path"]) else Path(row["path"])
-        if not allow_escaping and not _under(base_norm, full):
+        absolute_ok = allow_absolute and os.path.isabs(row["path"])
+        if not allow_escaping and not absolute_ok and not _under(base_norm, full):
             raise DataError(
                 f"CSV {str(csv_path)!r} line {line_no}: path {row['path']!r} escapes the dataset root {str(base)!r}"
             )
@@ -119,13 +122,41 @@ def scan_class_folders(
     return clips
 
 
+def is_audiofolder(root: str | os.PathLike[str]) -> bool:
+    """True for the audiofolder layout: ``root/train/<classname>/...`` and ``root/test/<classname>/...``."""
+    root = Path(root)
+    train, test = root / "train", root / "test"
+    return (
+        train.is_dir()
+        and test.is_dir()
+        and any(p.is_dir() and not p.name.startswith(".") for p in train.iterdir())
+    )
+
+
+def scan_audiofolder(
+    root: str | os.PathLike[str], extensions: Iterable[str] = AUDIO_EXTENSIONS
+) -> list[Clip]:
+    """The audiofolder layout: a folder per class under ``root/train`` and ``root/test``.
+
+    ``fold`` is ``"train"`` or ``"test"`` and ``relpath`` is relative to ``root``
+    (``train/dog/1.wav``). Other sub-folders (``validation``) are not read.
+    """
+    root = Path(root)
+    clips = []
+    for side in ("train", "test"):
+        for clip in scan_class_folders(root / side, extensions):
+            clips.append(Clip(clip.path, f"{side}/{clip.relpath}", clip.classname, side))
+    return clips
+
+
 def load_clips(source: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> list[Clip]:
-    """Clips from a CSV file or a folder per class."""
+    """Clips from a user's CSV file (absolute paths allowed), a folder per class, or an audiofolder
+    (``train/`` and ``test/`` folders per class; each clip's ``fold`` is then ``train`` or ``test``)."""
     source = Path(source)
     if source.is_file():
-        return read_clip_csv(source, root)
+        return read_clip_csv(source, root, allow_absolute=True)
     if source.is_dir():
-        return scan_class_folders(source)
+        return scan_audiofolder(source) if is_audiofolder(source) else scan_class_folders(source)
     raise DataError(f"dataset source {str(source)!r} is neither a CSV file nor a folder")
 
 

@@ -8,7 +8,10 @@ Three layouts cover the benchmark and user data:
 - :class:`FoldColumnDataset`: one table with a ``fold`` per clip; fold k tests on fold k and trains
   on the others (a fold column of ``train``/``test`` values gives a single split);
 - :class:`GroupHoldoutDataset`: one table with a group per clip (a speaker); the last groups in
-  sorted order are the test set, so no group is on both sides.
+  sorted order are the test set, so no group is on both sides;
+- :class:`AudioFolderDataset`: ``train/`` and ``test/`` sub-folders, each a folder per class;
+- :class:`HeldOutDataset`: one list of clips with a stratified fraction of each class held out
+  for test, drawn once and written to a manifest.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sept.data.clips import Clip, read_clip_csv, scan_class_folders
-from sept.data.guards import check_split
+from sept.data.clips import Clip, is_audiofolder, read_clip_csv, scan_audiofolder, scan_class_folders
+from sept.data.guards import check_clips, check_split
 from sept.data.names import readable_name
 from sept.errors import DataError
 
@@ -94,7 +97,8 @@ class Dataset(ABC):
 
     ``folds`` lists the fold numbers (empty: one train/test split); ``split(None)`` means the
     default fold. ``readable_overrides`` maps raw class names to prompt forms where the generic
-    rule (:func:`sept.data.names.readable_name`) is not enough.
+    rule (:func:`sept.data.names.readable_name`) is not enough. ``absolute_paths`` lets CSV rows
+    name absolute paths outside ``root`` (a user's own lists; not a downloaded dataset's).
     """
 
     def __init__(
@@ -105,12 +109,14 @@ class Dataset(ABC):
         default_fold: Fold = None,
         readable_overrides: Mapping[str, str] | None = None,
         info: Any = None,
+        absolute_paths: bool = False,
     ) -> None:
         self.name = name
         self.root = Path(root)
         self._default_fold = default_fold
         self.readable_overrides = dict(readable_overrides or {})
         self.info = info  # the registry's DatasetInfo for named datasets, else None
+        self.absolute_paths = absolute_paths  # CSV rows may name absolute paths (a user's own lists)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, root={str(self.root)!r}, folds={list(self.folds)})"
@@ -195,9 +201,9 @@ class Dataset(ABC):
         return [self.readable_name(c) for c in self.classnames(fold)]
 
 
-def _load_source(source: Path, root: Path, strict: bool, what: str) -> list[Clip]:
+def _load_source(source: Path, root: Path, strict: bool, what: str, absolute: bool = False) -> list[Clip]:
     if source.is_file():
-        return read_clip_csv(source, root, allow_escaping=not strict)
+        return read_clip_csv(source, root, allow_escaping=not strict, allow_absolute=absolute)
     if source.is_dir():
         return scan_class_folders(source)
     raise DataError(
@@ -256,8 +262,11 @@ class TrainTestDataset(Dataset):
                 + (f"; download it with `sept data download {self.name} --root DIR`" if self.info else "")
             )
         train_src, test_src = self.sources[fold]
-        train = _load_source(train_src, self._base(train_src), strict, f"dataset {self.name!r}: train list")
-        test = _load_source(test_src, self._base(test_src), strict, f"dataset {self.name!r}: test list")
+        what = f"dataset {self.name!r}:"
+        train = _load_source(
+            train_src, self._base(train_src), strict, f"{what} train list", self.absolute_paths
+        )
+        test = _load_source(test_src, self._base(test_src), strict, f"{what} test list", self.absolute_paths)
         return train, test, str(train_src), str(test_src), self._base(train_src), self._base(test_src)
 
 
@@ -291,6 +300,7 @@ class _TableDataset(Dataset):
                 class_column=self.class_column,
                 fold_column=self.fold_column,
                 allow_escaping=not strict,
+                allow_absolute=self.absolute_paths,
             )
             no_fold = [c.relpath for c in clips if c.fold is None]
             if no_fold:
@@ -384,6 +394,75 @@ class GroupHoldoutDataset(_TableDataset):
         )
 
 
+class AudioFolderDataset(Dataset):
+    """The audiofolder layout: ``root/train/<classname>/...`` and ``root/test/<classname>/...``
+    (one train/test split; relpaths relative to ``root``, e.g. ``train/dog/1.wav``)."""
+
+    @property
+    def folds(self) -> tuple[int, ...]:
+        return ()
+
+    def _load(self, fold: Fold, strict: bool) -> tuple[list[Clip], list[Clip], str, str, Path, Path]:
+        clips = scan_audiofolder(self.root)
+        train = [c for c in clips if c.fold == "train"]
+        test = [c for c in clips if c.fold == "test"]
+        return train, test, str(self.root / "train"), str(self.root / "test"), self.root, self.root
+
+
+class HeldOutDataset(Dataset):
+    """All clips of a CSV ``path,classname`` or a folder per class, with a stratified
+    ``test_fraction`` of each class held out for test (one train/test split).
+
+    The split is drawn with ``split_seed`` (:func:`sept.data.sampling.stratified_split`); with
+    ``manifest_dir`` (``<run_root>/manifests`` for ``sept run``) it is drawn once, written to a
+    manifest and reused by every later load (see :func:`sept.data.manifest.held_out_split`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        root: str | os.PathLike[str],
+        source: str | os.PathLike[str],
+        *,
+        test_fraction: float,
+        split_seed: int = 0,
+        manifest_dir: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name, root, **kwargs)
+        if not 0 < test_fraction < 1:
+            raise DataError(f"dataset {name!r}: test fraction must be between 0 and 1, got {test_fraction}")
+        if split_seed < 0:
+            raise DataError(f"dataset {name!r}: split seed must be >= 0, got {split_seed}")
+        self.source = Path(source)
+        self.test_fraction = float(test_fraction)
+        self.split_seed = int(split_seed)
+        self.manifest_dir = Path(manifest_dir) if manifest_dir is not None else None
+
+    @property
+    def folds(self) -> tuple[int, ...]:
+        return ()
+
+    def _load(self, fold: Fold, strict: bool) -> tuple[list[Clip], list[Clip], str, str, Path, Path]:
+        from sept.data.manifest import held_out_split
+
+        base = self.source if self.source.is_dir() else self.root
+        clips = _load_source(
+            self.source, base, strict, f"dataset {self.name!r}: clip list", self.absolute_paths
+        )
+        if strict:  # a file listed twice could land on both sides
+            check_clips(clips, str(self.source), f"dataset {self.name!r}")
+        train, test = held_out_split(
+            clips,
+            dataset=self.name,
+            test_fraction=self.test_fraction,
+            seed=self.split_seed,
+            manifest_dir=self.manifest_dir if strict else None,
+        )
+        what = f"{self.source} (test fraction {self.test_fraction:g}, split seed {self.split_seed})"
+        return train, test, f"{what}: train", f"{what}: test", base, base
+
+
 def _has_column(csv_path: Path, column: str) -> bool:
     import csv
 
@@ -400,12 +479,21 @@ def load_dataset(
     name: str | None = None,
     default_fold: Fold = None,
     readable_overrides: Mapping[str, str] | None = None,
+    test_fraction: float | None = None,
+    split_seed: int = 0,
+    manifest_dir: str | os.PathLike[str] | None = None,
 ) -> Dataset:
-    """A user's dataset: a CSV ``path,classname[,fold]`` or a folder per class.
+    """A user's dataset: a CSV ``path,classname[,fold]``, a folder per class, or an audiofolder.
 
-    With ``test`` (a CSV or a folder per class) it has one train/test split; otherwise the CSV
-    needs a ``fold`` column (integers: fold k tests on fold k; or ``train``/``test``). Paths in
-    both CSVs are relative to ``root`` (default: the train CSV's folder). ``name`` defaults to the source's stem.
+    - ``test`` (a CSV or a folder per class): one train/test split;
+    - a folder with ``train/`` and ``test/`` sub-folders, each a folder per class (the
+      audiofolder layout): one train/test split;
+    - ``test_fraction`` F (with ``split_seed``): a stratified F of each class held out for test,
+      written once under ``manifest_dir`` and reused (:class:`HeldOutDataset`);
+    - otherwise the CSV needs a ``fold`` column (integers: fold k tests on fold k; or ``train``/``test``).
+
+    CSV paths are relative to ``root`` (default: the train CSV's folder) or absolute. ``name``
+    defaults to the source's stem.
     """
     source = Path(source)
     if not source.exists():
@@ -414,13 +502,44 @@ def load_dataset(
         )
     base = Path(root) if root is not None else (source if source.is_dir() else source.parent)
     name = name or (source.name if source.is_dir() else source.stem)
-    opts: dict[str, Any] = {"readable_overrides": readable_overrides}
+    opts: dict[str, Any] = {"readable_overrides": readable_overrides, "absolute_paths": True}
+    layout = (
+        "a test list"
+        if test is not None
+        else "train/ and test/ sub-folders"
+        if source.is_dir() and is_audiofolder(source)
+        else "a fold column"
+        if source.is_file() and _has_column(source, "fold")
+        else None
+    )
+    if test_fraction is not None:
+        if layout is not None:
+            raise DataError(
+                f"dataset source {str(source)!r} already has {layout}; drop the test fraction "
+                "(--test-fraction) or give a source without a split"
+            )
+        return HeldOutDataset(
+            name,
+            base,
+            source,
+            test_fraction=test_fraction,
+            split_seed=split_seed,
+            manifest_dir=manifest_dir,
+            **opts,
+        )
     if test is not None:
         return TrainTestDataset(name, base, {None: (source, Path(test))}, **opts)
-    if source.is_file() and _has_column(source, "fold"):
+    if layout == "train/ and test/ sub-folders":
+        return AudioFolderDataset(name, source, **opts)
+    if layout == "a fold column":
         return FoldColumnDataset(name, base, source, default_fold=default_fold, **opts)
-    what = "a folder per class has no folds" if source.is_dir() else "it has no 'fold' column"
+    what = (
+        "a folder per class has no train/ and test/ sub-folders"
+        if source.is_dir()
+        else "it has no 'fold' column"
+    )
     raise DataError(
-        f"dataset source {str(source)!r}: {what} and no test list was given; "
-        "give a test CSV or folder (test=..., --test)" + ("" if source.is_dir() else " or add a fold column")
+        f"dataset source {str(source)!r}: {what} and no test list was given; give a test CSV or folder "
+        "(test=..., --test), hold out a stratified fraction of each class (test_fraction=F, --test-fraction F)"
+        + (", or use train/ and test/ sub-folders" if source.is_dir() else ", or add a fold column")
     )

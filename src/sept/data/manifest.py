@@ -1,10 +1,12 @@
-"""Few-shot manifests: each sample is drawn once, written under the run root and reused by every method.
+"""Few-shot manifests and held-out test splits: each is drawn once, written under the run root and
+reused by every method.
 
 A manifest lives at ``<run_root>/manifests/<dataset>/fold-<k>/k<K>-seed<s>-<subset>.json`` (``fold-none``
 for a single split, ``-repl`` appended when drawn with replacement). It lists the chosen relpaths and
 class names with the parameters and a hash of the train list they were drawn from. An existing
 manifest whose parameters match is reused, never redrawn; one that disagrees raises
-:class:`DataError` rather than silently changing the shots.
+:class:`DataError` rather than silently changing the shots. A held-out test split
+(:func:`held_out_split`, ``--test-fraction``) lives at ``<run_root>/manifests/<dataset>/test-split.json``.
 """
 
 from __future__ import annotations
@@ -108,15 +110,7 @@ def manifest_path(
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DataError(f"cannot read manifest {str(path)!r}: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(f"manifest {str(path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise DataError(f"manifest {str(path)!r} is not a JSON object")
-    return Manifest.from_dict(data, repr(str(path)))
+    return Manifest.from_dict(_read_json(path), repr(str(path)))
 
 
 def _pool_hash(clips: Iterable[Clip], classes: set[str]) -> str:
@@ -198,3 +192,88 @@ def manifest_clips(manifest: Manifest, split: Split) -> list[Clip]:
             )
         out.append(clip)
     return out
+
+
+# ---- held-out test splits ------------------------------------------------------------------------
+#: how a held-out test split is drawn (bump if :func:`sept.data.sampling.stratified_split` changes)
+SPLITTER = "stratified-per-class-permutation/numpy-pcg64/v1"
+_SPLIT_PARAMS = ("version", "splitter", "dataset", "test_fraction", "split_seed")
+
+
+def split_manifest_path(manifest_dir: str | os.PathLike[str], dataset: str) -> Path:
+    """``<manifest_dir>/<dataset>/test-split.json``: one held-out split per dataset and run root."""
+    return Path(manifest_dir) / safe_name(dataset) / "test-split.json"
+
+
+def held_out_split(
+    clips: list[Clip],
+    *,
+    dataset: str,
+    test_fraction: float,
+    seed: int,
+    manifest_dir: str | os.PathLike[str] | None = None,
+) -> tuple[list[Clip], list[Clip]]:
+    """(train, test) of ``clips`` with a stratified ``test_fraction`` of each class held out.
+
+    With ``manifest_dir`` the split is drawn once and written to :func:`split_manifest_path`;
+    every later load (every method, seed and protocol of the run root) reads it back. A manifest
+    drawn with another fraction or seed, or from a different list of clips, raises
+    :class:`DataError` instead of silently changing the test set.
+    """
+    from sept.data.sampling import stratified_split
+
+    wanted = {
+        "version": MANIFEST_VERSION,
+        "splitter": SPLITTER,
+        "dataset": dataset,
+        "test_fraction": float(test_fraction),
+        "split_seed": int(seed),
+    }
+    pool_hash = hash_json(sorted({(c.relpath, c.classname) for c in clips}))
+    path = split_manifest_path(manifest_dir, dataset) if manifest_dir is not None else None
+    if path is not None and path.exists():
+        data = _read_json(path)
+        diff = {k: (data.get(k), v) for k, v in wanted.items() if data.get(k) != v}
+        if diff:
+            listing = "; ".join(f"{k}: file has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
+            raise DataError(
+                f"held-out split {str(path)!r} does not match the requested one ({listing}); every run under "
+                "one run root shares one test split: use another --run-root"
+            )
+        if data.get("pool_hash") != pool_hash:
+            raise DataError(
+                f"held-out split {str(path)!r} was drawn from a different list of clips of dataset {dataset!r} "
+                "(the data changed since); use a new run root, or delete the manifest and the runs made with it"
+            )
+        try:
+            held = {(str(i["path"]), str(i["classname"])) for i in data["test"]}
+        except (KeyError, TypeError) as exc:
+            raise DataError(
+                f"held-out split {str(path)!r} is malformed: {type(exc).__name__}: {exc}"
+            ) from None
+        return (
+            [c for c in clips if (c.relpath, c.classname) not in held],
+            [c for c in clips if (c.relpath, c.classname) in held],
+        )
+    train, test = stratified_split(clips, test_fraction, seed, key=(dataset,))
+    if path is not None:
+        record = {
+            **wanted,
+            "pool_hash": pool_hash,
+            "num_train": len(train),
+            "test": [{"path": c.relpath, "classname": c.classname} for c in test],
+        }
+        atomic_write_json(path, record)
+    return train, test
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"cannot read manifest {str(path)!r}: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(f"manifest {str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"manifest {str(path)!r} is not a JSON object")
+    return data

@@ -215,20 +215,33 @@ def open_dataset(
     *,
     test: str | os.PathLike[str] | None = None,
     name: str | None = None,
+    test_fraction: float | None = None,
+    split_seed: int = 0,
+    manifest_dir: str | os.PathLike[str] | None = None,
 ) -> Dataset:
     """A registered dataset by name, or a user's CSV / folder per class (see :func:`sept.data.dataset.load_dataset`).
 
     For a registered name ``root`` is its folder; for a path, ``root`` is the folder the CSV paths
-    are relative to, ``test`` an optional test CSV or folder and ``name`` its display name
-    (default: the file's stem).
+    are relative to, ``test`` an optional test CSV or folder, ``name`` its display name (default:
+    the file's stem), and ``test_fraction`` / ``split_seed`` / ``manifest_dir`` a held-out split
+    instead of a test list.
     """
     text = os.fspath(name_or_path)
     if is_registered(text):
-        if test is not None:
-            raise DataError(
-                f"dataset {text!r} is registered: its test list comes from its layout, drop --test"
-            )
+        for flag, value in (("--test", test), ("--test-fraction", test_fraction)):
+            if value is not None:
+                raise DataError(
+                    f"dataset {text!r} is registered: its test list comes from its layout, drop {flag}"
+                )
         return get_dataset(text, root)
     if Path(text).exists():
-        return load_dataset(text, test=test, root=root, name=name)
+        return load_dataset(
+            text,
+            test=test,
+            root=root,
+            name=name,
+            test_fraction=test_fraction,
+            split_seed=split_seed,
+            manifest_dir=manifest_dir,
+        )
     raise UnknownNameError("dataset", text, [*list_datasets(), "(or a path to a CSV or a folder per class)"])

@@ -115,6 +115,42 @@ def sample_few_shot(
     return chosen
 
 
+def stratified_split(
+    clips: Sequence[Clip], test_fraction: float, seed: int, *, key: Sequence[Any] = ()
+) -> tuple[list[Clip], list[Clip]]:
+    """(train, test): ``round(test_fraction * n_c)`` clips of each class held out for test.
+
+    Each class keeps at least one clip on each side, so every class needs two clips (else
+    :class:`DataError` lists the short classes). The draw is a per-class permutation of the
+    clips sorted by relpath, seeded by ``seed`` and the class name (as :func:`sample_few_shot`),
+    so it is the same on every machine. Both lists keep the order of ``clips``.
+    """
+    import numpy as np
+
+    if not 0 < test_fraction < 1:
+        raise DataError(f"test fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+    if seed < 0:
+        raise DataError(f"split seed must be >= 0, got {seed}")
+    classes = sorted({c.classname for c in clips})
+    pools = {c: _candidates(clips, c) for c in classes}
+    short = {c: len(p) for c, p in pools.items() if len(p) < 2}
+    if short:
+        listing = ", ".join(f"{c!r} ({n})" for c, n in short.items())
+        raise DataError(
+            f"{len(short)} class(es) have fewer than 2 clips, so they cannot be on both sides of a "
+            f"train/test split: {listing}"
+        )
+    held: set[str] = set()
+    for classname, pool in pools.items():
+        n = len(pool)
+        n_test = min(max(round(test_fraction * n), 1), n - 1)
+        rng = np.random.default_rng([seed, stable_seed("test-split", *key, classname)])
+        held.update(pool[int(i)].relpath for i in rng.permutation(n)[:n_test])
+    train = [c for c in clips if c.relpath not in held]
+    test = [c for c in clips if c.relpath in held]
+    return train, test
+
+
 @dataclass(frozen=True)
 class CrossDatasetSets:
     """Cross-dataset transfer: train on ``source.train`` (all classes), evaluate zero-shot on each
