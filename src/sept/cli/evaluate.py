@@ -1,4 +1,4 @@
-"""``sept eval``: evaluate a method on a dataset's cached features (zero-shot for now)."""
+"""``sept eval``: zero-shot, or a tuned prompt (``--prompt RUN_DIR``), on a dataset's cached features."""
 
 from __future__ import annotations
 
@@ -14,11 +14,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
         aliases=["evaluate"],
-        help="evaluate a method (zero-shot) on a dataset",
-        description="Zero-shot classification of a dataset with one or several templates. Writes accuracy, "
-        "macro-F1, per-class accuracy and the confusion matrix as JSON.",
+        help="evaluate zero-shot or a tuned prompt (--prompt RUN_DIR) on a dataset",
+        description="Zero-shot classification of a dataset with one or several templates, or (--prompt RUN_DIR) "
+        "the tuned prompt of a `sept run` folder over the dataset's classes. Writes accuracy, macro-F1, "
+        "per-class accuracy and the confusion matrix as JSON.",
     )
-    p.add_argument("--method", default="zeroshot", help="method to evaluate (zeroshot)")
+    p.add_argument("--method", default=None, help="method to evaluate: zeroshot (default)")
+    p.add_argument(
+        "--prompt",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="evaluate the tuned prompt of a `sept run` folder instead (any class names; see `sept predict`)",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=Path, help="CSV of path,classname[,fold] or a folder per class")
     src.add_argument("--dataset", help="a registered dataset name (`sept data list`), with --root")
@@ -80,9 +88,12 @@ def run(args: argparse.Namespace) -> int:
     )
     from sept.utils.atomic import atomic_write_json
 
-    if args.method != "zeroshot":
+    if args.prompt is not None:
+        return _run_prompt(args)
+    if args.method not in (None, "zeroshot"):
         raise SeptError(
-            f"sept eval supports --method zeroshot; evaluate trained methods with `sept run` (got {args.method!r})"
+            f"sept eval --method supports zeroshot; evaluate a trained method with --prompt RUN_DIR "
+            f"(a `sept run` folder) or train one with `sept run` (got {args.method!r})"
         )
     templates = tuple(args.template or ()) + (ENSEMBLE_TEMPLATES if args.ensemble else ())
     templates = templates or DEFAULT_TEMPLATES
@@ -123,6 +134,61 @@ def run(args: argparse.Namespace) -> int:
     for n in names:
         if n in metrics.per_class_accuracy:
             print(f"  {n:{width}s}  {metrics.per_class_accuracy[n]:6.2f}%")
+    if args.out:
+        print(f"results: {args.out}")
+    return 0
+
+
+def _run_prompt(args: argparse.Namespace) -> int:
+    """``sept eval --prompt RUN_DIR``: the tuned prompt on the clips and classes of --data / --dataset."""
+    from sept.cli.predict import classifier_from_args, print_notes
+    from sept.utils.atomic import atomic_write_json
+
+    given = [
+        f
+        for f, v in (
+            ("--method", args.method),
+            ("--template", args.template),
+            ("--logit-scale", args.logit_scale),
+        )
+        if v
+    ]
+    if args.ensemble:
+        given.append("--ensemble")
+    if given:
+        raise SeptError(f"{', '.join(given)} cannot be combined with --prompt: the run's prompt defines them")
+    clips, names, readable = _load_eval_clips(args)
+    start = time.perf_counter()
+    clf = classifier_from_args(args, args.prompt)
+    prompts = readable if args.dataset else [clf.prompt_name(n) for n in names]
+    preds, metrics = clf.evaluate(clips, names, readable=prompts)
+    result = {
+        "method": clf.config.method,
+        "run_dir": str(clf.run_dir),
+        "backbone": clf.backbone.name,
+        "backbone_identity": clf.backbone.identity,
+        "data": str(args.data or args.dataset),
+        "fold": args.fold,
+        "prompt_names": dict(zip(names, prompts, strict=True)),
+        "trained_classnames": clf.train_classnames,
+        "unseen_classes": [n for n, p in zip(names, prompts, strict=True) if p not in clf.train_classnames],
+        "notes": preds.notes,
+        "warnings": list(clf.warnings),
+        "logit_scale": clf.method.logit_scale,
+        "skipped_files": [{"path": str(c.path), "reason": r} for c, r in preds.skipped],
+        "num_skipped": len(preds.skipped),
+        "seconds": round(time.perf_counter() - start, 2),
+        **metrics.to_dict(),
+    }
+    if args.out:
+        atomic_write_json(args.out, result)
+    print_notes(preds.notes, clf.warnings)
+    print(
+        f"{clf.config.method} ({clf.run_dir}) on {args.data or args.dataset}"
+        + (f" fold {args.fold}" if args.fold else "")
+        + f": accuracy {metrics.accuracy:.2f}%  macro-F1 {metrics.macro_f1:.2f}%  "
+        f"({metrics.num_clips} clips, {len(preds.skipped)} skipped)"
+    )
     if args.out:
         print(f"results: {args.out}")
     return 0

@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     "evaluate",
     "data",
     "run",
+    "predict",
     "neighbors",
     "bench",
     "report",

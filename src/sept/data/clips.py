@@ -56,6 +56,7 @@ def read_clip_csv(
     fold_column: str = "fold",
     allow_escaping: bool = False,
     allow_absolute: bool = False,
+    require_class: bool = True,
 ) -> list[Clip]:
     """Read a CSV with columns ``path`` and ``classname`` (optional ``fold``).
 
@@ -65,6 +66,7 @@ def read_clip_csv(
     ``allow_escaping=True`` keeps escaping rows instead of raising (for ``sept data check``,
     which reports them and never opens them). ``allow_absolute=True`` accepts absolute paths
     anywhere (a user's own list; the metadata of a downloaded dataset stays inside its root).
+    ``require_class=False`` reads a list without a class column (unlabelled clips, classname "").
     """
     csv_path = Path(csv_path)
     base = Path(root) if root is not None else csv_path.parent
@@ -77,7 +79,9 @@ def read_clip_csv(
         raise DataError(f"CSV {str(csv_path)!r} is not UTF-8 text: {exc}") from exc
     reader = csv.DictReader(io.StringIO(text, newline=""))
     fields = [f.strip() for f in (reader.fieldnames or [])]
-    missing = [c for c in ("path", class_column) if c not in fields]
+    labelled = require_class or class_column in fields
+    needed = ("path", class_column) if labelled else ("path",)
+    missing = [c for c in needed if c not in fields]
     if missing:
         raise DataError(
             f"CSV {str(csv_path)!r} lacks column(s) {', '.join(missing)}; it has: {', '.join(fields) or '(none)'}"
@@ -89,7 +93,7 @@ def read_clip_csv(
                 f"CSV {str(csv_path)!r} line {line_no}: more fields than the header's {len(fields)}"
             )
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-        for col in ("path", class_column):
+        for col in needed:
             if not row.get(col):
                 raise DataError(f"CSV {str(csv_path)!r} line {line_no}: empty field {col!r}")
         full = (base / row["path"]) if not os.path.isabs(row["path"]) else Path(row["path"])
@@ -98,7 +102,8 @@ def read_clip_csv(
             raise DataError(
                 f"CSV {str(csv_path)!r} line {line_no}: path {row['path']!r} escapes the dataset root {str(base)!r}"
             )
-        clips.append(Clip(full, row["path"], row[class_column], row.get(fold_column) or None))
+        classname = row[class_column] if labelled else ""
+        clips.append(Clip(full, row["path"], classname, row.get(fold_column) or None))
     if not clips:
         raise DataError(f"CSV {str(csv_path)!r} lists no clips")
     return clips
