@@ -124,3 +124,37 @@ def test_user_csv_may_name_absolute_paths(tmp_path: Path) -> None:
     (root / "test.csv").write_text(f"path,classname\n{audio / 'dog' / '0.wav'},siren\n")
     with pytest.raises(DataError, match="escapes the dataset root"):
         get_dataset("SESA", root).split()
+
+
+def test_sept_run_test_fraction_is_shared_by_every_method(tmp_path: Path) -> None:
+    from sept.cli.main import main
+    from tests.tiny_models import save_tiny_clap
+
+    clap = save_tiny_clap(tmp_path / "clap")
+    root = _class_folders(tmp_path / "flat", {"dog": 5, "cat": 5, "owl": 4})
+    runs = tmp_path / "runs"
+    argv = ["run", "--protocol", "fewshot", "--dataset", str(root), "--shots", "2", "--seeds", "0"]
+    argv += [
+        "--test-fraction",
+        "0.4",
+        "--split-seed",
+        "7",
+        "--run-root",
+        str(runs),
+        "--set",
+        "optim.epochs=1",
+    ]
+    argv += ["--backbone", "clap", "--backbone-opt", f"model={clap}", "--cache-dir", str(tmp_path / "c")]
+    assert main([*argv, "--method", "zeroshot", "--no-progress"]) == 0
+    manifest = split_manifest_path(runs / "manifests", "flat")
+    first = manifest.read_text()
+    assert main([*argv, "--method", "coop", "--no-progress"]) == 0
+    assert manifest.read_text() == first
+    tests = [
+        json.loads(p.read_text())["test"]["num_clips"]
+        for p in sorted(runs.glob("fewshot/flat/fold-none/*/shots-2/seed-0/results.json"))
+    ]
+    assert tests == [2 + 2 + 2, 2 + 2 + 2]  # round(0.4 * 5) = 2, round(0.4 * 4) = 2
+    assert (
+        main([*argv, "--method", "zeroshot", "--split-seed", "8", "--no-progress"]) == 2
+    )  # another split: refused
