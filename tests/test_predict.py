@@ -59,13 +59,13 @@ def make_class_folders(root: Path, classes: dict[str, float], n: int, seed: int 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A base-to-new coop run and a palm run (tiny CLAP, 2 epochs) on an audiofolder of the TRAINED classes."""
+    """Base-to-new coop, palm and coop+dept runs (tiny CLAP, 2 epochs) on an audiofolder of the TRAINED classes."""
     tmp = tmp_path_factory.mktemp("predict")
     clap = save_tiny_clap(tmp / "clap")
     data = make_audiofolder(tmp / "mine", TRAINED, n_train=3, n_test=2)
     common = ["--backbone", "clap", "--backbone-opt", f"model={clap}", "--cache-dir", str(tmp / "cache")]
     common += ["--no-progress"]
-    argv = ["run", "--protocol", "base2new", "--method", "coop", "palm", "--dataset", str(data)]
+    argv = ["run", "--protocol", "base2new", "--method", "coop", "palm", "coop+dept", "--dataset", str(data)]
     argv += ["--shots", "2", "--seeds", "0", "--run-root", str(tmp / "runs"), "--set", "optim.epochs=2"]
     assert main([*argv, *common]) == 0
     base = tmp / "runs" / "base2new" / "mine" / "fold-none"
@@ -75,6 +75,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "data": data,
         "coop": base / "coop" / "shots-2" / "seed-0",
         "palm": base / "palm" / "shots-2" / "seed-0",
+        "dept": base / "coop+dept" / "shots-2" / "seed-0",
         "cache": tmp / "cache",
     }
 
@@ -183,6 +184,20 @@ def test_eval_prompt_on_an_audiofolders_test_fold(trained, tmp_path) -> None:
     assert res["num_clips"] == 8 and res["classnames"] == sorted(TRAINED)
     assert res["unseen_classes"] == ["jackhammer", "siren"]
     assert any(n.startswith("palm: 2 of 4 classes were not trained on") for n in res["notes"])
+
+
+def test_dept_head_applies_only_to_its_training_classes(trained) -> None:
+    """DePT's head covers the base classes: fused there, left out (and said so) once a class is new."""
+    clf = load_classifier(trained["dept"])
+    feats = torch.nn.functional.normalize(torch.randn(3, clf.backbone.embed_dim), dim=-1)
+    fused = clf.predict(feats, ["car_horn", "dog_bark"])
+    assert any(n.startswith("dept: head logits fused") for n in fused.notes)
+    mixed = clf.predict(feats, ["car_horn", "dog_bark", "siren"])
+    assert any("dept: head ignored" in n for n in mixed.notes)
+    assert any("1 of 3 classes were not among" in n for n in mixed.notes)
+    # without the head the logits are the prompt's similarity logits alone
+    sim = clf.method.logit_scale * feats @ clf.method.class_features(["car horn", "dog bark", "siren"]).T
+    assert torch.allclose(mixed.probs, sim.softmax(dim=1), atol=1e-5)
 
 
 def test_load_classifier_predicts_from_paths_and_features(trained, tmp_path) -> None:
