@@ -18,7 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "interrupted run resumes.",
     )
     p.add_argument(
-        "--data", type=Path, required=True, help="CSV of path,classname[,fold] or a folder per class"
+        "--data",
+        type=Path,
+        required=True,
+        help="CSV of path,classname[,fold] or a folder per class (or train/ and test/ folders of them)",
     )
     p.add_argument(
         "--root", type=Path, default=None, help="folder the CSV paths are relative to (default: the CSV's)"

@@ -28,7 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="evaluate the tuned prompt of a `sept run` folder instead (any class names; see `sept predict`)",
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", type=Path, help="CSV of path,classname[,fold] or a folder per class")
+    src.add_argument(
+        "--data",
+        type=Path,
+        help="CSV of path,classname[,fold] or a folder per class (train/ and test/ folders: --fold test)",
+    )
     src.add_argument("--dataset", help="a registered dataset name (`sept data list`), with --root")
     p.add_argument(
         "--root", type=Path, default=None, help="dataset root (or the folder CSV paths are relative to)"

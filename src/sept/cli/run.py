@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dataset",
         default=None,
-        help="registered dataset name (`sept data list`) or a CSV path,classname[,fold] / folder per class; "
-        "the source dataset for --protocol xd",
+        help="registered dataset name (`sept data list`) or a CSV path,classname[,fold] / folder per class "
+        "(with train/ and test/ sub-folders, --test or --test-fraction); the source dataset for --protocol xd",
     )
     p.add_argument(
         "--root", type=Path, default=None, help="the dataset's folder (default $SEPT_DATA_ROOT/<NAME>)"
