@@ -176,7 +176,7 @@ class Dataset(ABC):
             train_root=train_root,
             test_root=test_root,
         )
-        if strict:  # duplicates, test files that are train files, unknown test classes
+        if strict:  # duplicates, test files that are train files
             check_split(split)
         return split
 

@@ -7,8 +7,8 @@ be reported as a result:
 
 - :func:`check_clips`: a file listed twice in one list (counted twice, or under two labels);
 - :func:`check_split`: the same, for the train and the test list, plus test files that are
-  train files (a leak: a run would score its own training clips) and a test class the train
-  list lacks;
+  train files (a leak: a run would score its own training clips);
+- :func:`check_test_classes`: a test class the train list lacks (checked before a run);
 - :func:`check_base_new`: base-to-new with fewer than 2 classes on a side (one class is 100%
   accuracy by construction, so "H 100.00");
 - :func:`check_evaluated`: an evaluation in which every file was skipped (accuracy 0 over no clip).
@@ -63,7 +63,7 @@ def check_clips(clips: Sequence[Clip], source: str, where: str = "") -> None:
 
 
 def check_split(split: Split) -> None:
-    """Refuse duplicates in either list, test files that are train files, unknown test classes."""
+    """Refuse duplicates in either list and test files that are train files."""
     where = f"dataset {split.dataset!r}" + (f" fold {split.fold}" if split.fold is not None else "")
     check_clips(split.train, split.train_source, where)
     check_clips(split.test, split.test_source, where)
@@ -78,6 +78,11 @@ def check_split(split: Split) -> None:
             f"{_listing([repr(r) for r in leaked])}; a model would be tested on clips it was trained on. "
             "Give a test list disjoint from the train list (or --test-fraction F to hold clips out)"
         )
+
+
+def check_test_classes(split: Split) -> None:
+    """Refuse a test class that the train list lacks (a run could not label its clips)."""
+    where = f"dataset {split.dataset!r}" + (f" fold {split.fold}" if split.fold is not None else "")
     known = set(split.classnames)
     unknown = sorted({c.classname for c in split.test if c.classname not in known})
     if unknown:

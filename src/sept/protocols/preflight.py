@@ -1,8 +1,8 @@
 """Check a protocol's inputs before any compute: folds, lists, shots, configs, neighbour sets.
 
 Lists: what loading a split refuses (missing columns, empty fields, paths escaping the root, and
-:func:`sept.data.guards.check_split`: a path listed twice, test files that are train files, a test
-class without train clips).
+:func:`sept.data.guards.check_split`: a path listed twice, test files that are train files) and a
+test class without train clips.
 
 A run goes fold by fold, so without this a fold number that does not exist, a malformed test list,
 a class with too few train clips or a missing neighbour set would stop it only after the earlier
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sept.backbones.registry import DEFAULT_BACKBONE
-from sept.data.guards import check_split
+from sept.data.guards import check_test_classes
 from sept.errors import DataError
 
 if TYPE_CHECKING:
@@ -40,9 +40,9 @@ def preflight(
 
     configs = {(m, s): _config(m, protocol, s, settings) for m in methods for s in settings.seeds}
     for fold in settings.folds_of(dataset.folds):
-        split = run_split(dataset, fold)  # an unknown fold, a malformed list, a path escaping the root
-        check_split(split)
-        classes = training_classes(protocol, split)  # base-to-new needs two classes
+        split = run_split(dataset, fold)  # an unknown fold, a malformed list, duplicates, a train/test leak
+        check_test_classes(split)
+        classes = training_classes(protocol, split)  # base-to-new needs two classes on each side
         if any(c.spec.trains for c in configs.values()):  # a class with fewer clips than --shots
             try:
                 sample_few_shot(
@@ -61,7 +61,7 @@ def preflight(
             if "sept" in config.regularizers:
                 run_neighbors(config, readable, dataset.name)
     for target in targets or ():
-        check_split(target.split(None))
+        check_test_classes(target.split(None))
 
 
 def _config(method: str, protocol: str, seed: int, settings: ProtocolSettings) -> RunConfig:
