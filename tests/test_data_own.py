@@ -63,7 +63,7 @@ def test_test_fraction_is_stratified_written_once_and_reused(
     split = ds.split()
     assert Counter(c.classname for c in split.test) == {"dog": 2, "cat": 1, "owl": 1}
     assert Counter(c.classname for c in split.train) == {"dog": 8, "cat": 4, "owl": 1}
-    path = split_manifest_path(manifests, "flat")
+    path = split_manifest_path(manifests, "flat", 0.2, 3)
     record = json.loads(path.read_text())
     assert record["test_fraction"] == 0.2 and record["split_seed"] == 3
     assert sorted(i["path"] for i in record["test"]) == sorted(c.relpath for c in split.test)
@@ -73,9 +73,14 @@ def test_test_fraction_is_stratified_written_once_and_reused(
     monkeypatch.setattr(sampling, "stratified_split", lambda *a, **k: pytest.fail("split drawn again"))
     again = open_dataset(root, test_fraction=0.2, split_seed=3, manifest_dir=manifests).split()
     assert again.test == split.test and again.train == split.train
-    # another seed, or changed data, under the same run root: refused
-    with pytest.raises(DataError, match="split_seed: file has 3, asked 4"):
-        open_dataset(root, test_fraction=0.2, split_seed=4, manifest_dir=manifests).split()
+    monkeypatch.undo()
+    # another seed is another split (its own manifest); changed data under the same run root is refused
+    other = open_dataset(root, test_fraction=0.2, split_seed=4, manifest_dir=manifests).split()
+    assert split_manifest_path(manifests, "flat", 0.2, 4).is_file() and other.test != split.test
+    path.write_text(path.read_text().replace('"split_seed": 3', '"split_seed": 5'))
+    with pytest.raises(DataError, match="split_seed: file has 5, asked 3"):
+        open_dataset(root, test_fraction=0.2, split_seed=3, manifest_dir=manifests).split()
+    path.write_text(path.read_text().replace('"split_seed": 5', '"split_seed": 3'))
     _wav(root / "cat" / "new.wav")
     with pytest.raises(DataError, match="different list of clips"):
         open_dataset(root, test_fraction=0.2, split_seed=3, manifest_dir=manifests).split()
@@ -146,7 +151,7 @@ def test_sept_run_test_fraction_is_shared_by_every_method(tmp_path: Path) -> Non
     ]
     argv += ["--backbone", "clap", "--backbone-opt", f"model={clap}", "--cache-dir", str(tmp_path / "c")]
     assert main([*argv, "--method", "zeroshot", "--no-progress"]) == 0
-    manifest = split_manifest_path(runs / "manifests", "flat")
+    manifest = split_manifest_path(runs / "manifests", "flat", 0.4, 7)
     first = manifest.read_text()
     assert main([*argv, "--method", "coop", "--no-progress"]) == 0
     assert manifest.read_text() == first
@@ -155,6 +160,5 @@ def test_sept_run_test_fraction_is_shared_by_every_method(tmp_path: Path) -> Non
         for p in sorted(runs.glob("fewshot/flat/fold-none/*/shots-2/seed-0/results.json"))
     ]
     assert tests == [2 + 2 + 2, 2 + 2 + 2]  # round(0.4 * 5) = 2, round(0.4 * 4) = 2
-    assert (
-        main([*argv, "--method", "zeroshot", "--split-seed", "8", "--no-progress"]) == 2
-    )  # another split: refused
+    assert main([*argv, "--method", "zeroshot", "--split-seed", "8", "--no-progress"]) == 0  # another split
+    assert split_manifest_path(runs / "manifests", "flat", 0.4, 8).is_file()

@@ -82,7 +82,8 @@ def add_held_out_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="F",
         help="for your own data without a test list: hold out a stratified fraction F of each class for "
-        "test, drawn once into RUN_ROOT/manifests/<dataset>/test-split.json and reused by every method",
+        "test, drawn once into RUN_ROOT/manifests/<dataset>/test-split-f<F>-seed<S>.json and reused by every "
+        "method",
     )
     parser.add_argument(
         "--split-seed", type=int, default=0, metavar="S", help="seed of the --test-fraction split (default 0)"

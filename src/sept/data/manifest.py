@@ -6,7 +6,8 @@ for a single split, ``-repl`` appended when drawn with replacement). It lists th
 class names with the parameters and a hash of the train list they were drawn from. An existing
 manifest whose parameters match is reused, never redrawn; one that disagrees raises
 :class:`DataError` rather than silently changing the shots. A held-out test split
-(:func:`held_out_split`, ``--test-fraction``) lives at ``<run_root>/manifests/<dataset>/test-split.json``.
+(:func:`held_out_split`, ``--test-fraction F --split-seed S``) lives at
+``<run_root>/manifests/<dataset>/test-split-f<F>-seed<S>.json``.
 """
 
 from __future__ import annotations
@@ -200,9 +201,11 @@ SPLITTER = "stratified-per-class-permutation/numpy-pcg64/v1"
 _SPLIT_PARAMS = ("version", "splitter", "dataset", "test_fraction", "split_seed")
 
 
-def split_manifest_path(manifest_dir: str | os.PathLike[str], dataset: str) -> Path:
-    """``<manifest_dir>/<dataset>/test-split.json``: one held-out split per dataset and run root."""
-    return Path(manifest_dir) / safe_name(dataset) / "test-split.json"
+def split_manifest_path(
+    manifest_dir: str | os.PathLike[str], dataset: str, test_fraction: float, seed: int
+) -> Path:
+    """``<manifest_dir>/<dataset>/test-split-f<F>-seed<S>.json``."""
+    return Path(manifest_dir) / safe_name(dataset) / f"test-split-f{test_fraction:g}-seed{seed}.json"
 
 
 def held_out_split(
@@ -217,8 +220,8 @@ def held_out_split(
 
     With ``manifest_dir`` the split is drawn once and written to :func:`split_manifest_path`;
     every later load (every method, seed and protocol of the run root) reads it back. A manifest
-    drawn with another fraction or seed, or from a different list of clips, raises
-    :class:`DataError` instead of silently changing the test set.
+    drawn from a different list of clips (the data changed) raises :class:`DataError` instead of
+    silently changing the test set.
     """
     from sept.data.sampling import stratified_split
 
@@ -230,16 +233,15 @@ def held_out_split(
         "split_seed": int(seed),
     }
     pool_hash = hash_json(sorted({(c.relpath, c.classname) for c in clips}))
-    path = split_manifest_path(manifest_dir, dataset) if manifest_dir is not None else None
+    path = (
+        split_manifest_path(manifest_dir, dataset, test_fraction, seed) if manifest_dir is not None else None
+    )
     if path is not None and path.exists():
         data = _read_json(path)
         diff = {k: (data.get(k), v) for k, v in wanted.items() if data.get(k) != v}
         if diff:
             listing = "; ".join(f"{k}: file has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
-            raise DataError(
-                f"held-out split {str(path)!r} does not match the requested one ({listing}); every run under "
-                "one run root shares one test split: use another --run-root"
-            )
+            raise DataError(f"held-out split {str(path)!r} does not match the requested one ({listing})")
         if data.get("pool_hash") != pool_hash:
             raise DataError(
                 f"held-out split {str(path)!r} was drawn from a different list of clips of dataset {dataset!r} "
