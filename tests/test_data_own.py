@@ -157,7 +157,7 @@ def test_sept_run_test_fraction_is_shared_by_every_method(tmp_path: Path) -> Non
     assert manifest.read_text() == first
     tests = [
         json.loads(p.read_text())["test"]["num_clips"]
-        for p in sorted(runs.glob("fewshot/flat/fold-none/*/shots-2/seed-0/results.json"))
+        for p in sorted(runs.glob("fewshot/flat*/fold-none/*/shots-2/seed-0/results.json"))
     ]
     assert tests == [2 + 2 + 2, 2 + 2 + 2]  # round(0.4 * 5) = 2, round(0.4 * 4) = 2
     assert main([*argv, "--method", "zeroshot", "--split-seed", "8", "--no-progress"]) == 0  # another split

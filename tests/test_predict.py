@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -68,14 +69,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     argv = ["run", "--protocol", "base2new", "--method", "coop", "palm", "coop+dept", "--dataset", str(data)]
     argv += ["--shots", "2", "--seeds", "0", "--run-root", str(tmp / "runs"), "--set", "optim.epochs=2"]
     assert main([*argv, *common]) == 0
-    base = tmp / "runs" / "base2new" / "mine" / "fold-none"
+    found = {
+        json.loads(p.read_text())["method"]: p.parent
+        for p in (tmp / "runs" / "base2new").glob("mine*/fold-none/*/shots-2/seed-0/results.json")
+    }
+    assert sorted(found) == ["coop", "coop+dept", "palm"]
     return {
         "tmp": tmp,
         "clap": clap,
         "data": data,
-        "coop": base / "coop" / "shots-2" / "seed-0",
-        "palm": base / "palm" / "shots-2" / "seed-0",
-        "dept": base / "coop+dept" / "shots-2" / "seed-0",
+        "coop": found["coop"],
+        "palm": found["palm"],
+        "dept": found["coop+dept"],
         "cache": tmp / "cache",
     }
 
@@ -231,12 +236,13 @@ def test_readme_own_data_walkthrough_with_the_offline_backbone(tmp_path) -> None
     commands = [  # as the README writes them (plus a private feature cache)
         "sept embed --data my_sounds",
         "sept run --protocol base2new --method coop --dataset my_sounds --shots 2 --seeds 0",
-        "sept predict runs/base2new/my_sounds/fold-none/coop/shots-2/seed-0 --data new_clips "
+        "sept predict runs/base2new/my_sounds-*/fold-none/coop/shots-2/seed-0 --data new_clips "
         "--classes church_bell engine_idling --top-k 2 --out preds.csv",
     ]
     for cmd in commands:
         proc = subprocess.run(
-            [sys.executable, "-m", *cmd.split(), *env_cache],
+            f"{shlex.quote(sys.executable)} -m {cmd} {shlex.join(env_cache)}",
+            shell=True,  # the README's glob
             cwd=tmp_path,
             capture_output=True,
             text=True,
