@@ -32,6 +32,7 @@ import torch
 
 from sept.data.clips import AUDIO_EXTENSIONS, Clip
 from sept.errors import ConfigError, DataError
+from sept.runs.layout import PROMPT_FILE, RESULTS_FILE
 
 if TYPE_CHECKING:
     from sept.backbones.base import Backbone
@@ -42,9 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROMPT_FILE = "prompt.safetensors"
-RESULTS_FILE = "results.json"
-#: results.json sections whose ``prompt_names`` map raw class names to the names the prompt saw
+#: sections of a run's results whose ``prompt_names`` map raw class names to the names the prompt saw
 _SECTIONS = ("base", "new", "test", "source")
 
 
