@@ -69,3 +69,18 @@ def test_matrices_round_trip_and_analyze_cli_writes_pngs(tiny_clap, tmp_path: Pa
     assert (run / "semantic_structure.png").stat().st_size > 10_000
     assert "retention" in capsys.readouterr().out
     assert main(["analyze", str(tmp_path / "nothing-here")]) == 2
+
+
+def test_analyze_names_a_run_whose_prompt_is_truncated(tiny_clap, tmp_path: Path, capsys) -> None:
+    from safetensors.torch import save_file
+
+    method = make_method(configure("coop"), tiny_clap, list(NEIGHBORS))
+    runs = [tmp_path / "runs" / f"seed-{s}" for s in (0, 1)]
+    for run in runs:
+        save_matrices(run, structure_matrices(method, list(NEIGHBORS), NEIGHBORS))
+        save_file({"ctx": torch.zeros(4, 8)}, str(run / "prompt.safetensors"))
+    damaged = runs[1] / "prompt.safetensors"
+    damaged.write_bytes(damaged.read_bytes()[:-9])
+    assert main(["analyze", str(tmp_path / "runs")]) == 1
+    out = capsys.readouterr().out
+    assert f"{runs[1]}: skipped, damaged" in out and "retention" in out  # the other run is analysed

@@ -96,7 +96,7 @@ class MsftBackbone(Backbone):
     """
 
     family: Family
-    default_logit_scale = 100.0  # PALM's code (Pengi) and METHOD.md
+    default_logit_scale = 100.0  # PALM's code (Pengi) and docs/METHOD.md
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sept.analysis.heatmap import plot_heatmaps
     from sept.analysis.structure import MATRICES_FILE, load_matrices, summarize
+    from sept.runs.layout import PROMPT_FILE
     from sept.runs.store import prompt_problem
 
     folders = []
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         )
     damaged = 0
     for folder in folders:
-        problem = prompt_problem(folder)
+        problem = prompt_problem(folder) if (folder / PROMPT_FILE).exists() else None
         try:
             if problem is not None:
                 raise SeptError(problem)
