@@ -8,6 +8,7 @@ features, so prompt learners can put learnable context vectors in front of class
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,9 @@ from torch import nn
 
 from sept.audio.window import AudioWindow
 from sept.utils.hashing import hash_json
+
+#: frozen text-feature lists kept per backbone (:meth:`Backbone.embed_text`)
+FROZEN_TEXT_MEMO = 64
 
 
 @dataclass
@@ -122,13 +126,27 @@ class Backbone(nn.Module, ABC):
         """
 
     def embed_text(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
-        """Normalised text features [N, D] for plain texts (no learnable context), no gradient."""
+        """Normalised text features [N, D] for plain texts (no learnable context), no gradient.
+
+        The frozen text tower's features of a list depend only on the list (and the batch size),
+        so they are kept per backbone (the last ``FROZEN_TEXT_MEMO`` lists, by exact content): the
+        zero-shot prompts, KgCoOp's hand-crafted targets, SEPT's margin texts and the structure
+        analysis's frozen side are computed once per (backbone, classes) and shared by every run
+        a process makes, bit for bit what a fresh computation gives. A copy is returned.
+        """
+        key = (tuple(texts), int(batch_size), str(self.device))
+        memo: OrderedDict[tuple, torch.Tensor] = self.__dict__.setdefault("_frozen_text_memo", OrderedDict())
+        if key in memo:
+            memo.move_to_end(key)
+            return memo[key].clone()
         feats = []
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 tokens = self.tokenize(texts[start : start + batch_size]).to(self.device)
                 embeds = self.token_embeddings(tokens.input_ids)
                 feats.append(self.encode_text_embeds(embeds, tokens.attention_mask))
-        if not feats:
-            return torch.zeros(0, self.embed_dim)
-        return torch.cat(feats)
+        out = torch.cat(feats) if feats else torch.zeros(0, self.embed_dim)
+        memo[key] = out
+        while len(memo) > FROZEN_TEXT_MEMO:
+            memo.popitem(last=False)
+        return out.clone()

@@ -99,6 +99,9 @@ class Outcome:
     error: str = ""
     log: str = ""
     worker: str = ""
+    #: wall seconds of the run's phases (``train``: building and training the method, ``eval``:
+    #: evaluation and the structure analysis; :mod:`sept.utils.phases`); the rest is overhead
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 # ---- expansion --------------------------------------------------------------------------------
@@ -134,8 +137,6 @@ def expand(grid: GridSpec, *, force: bool = False) -> tuple[Plan, list[Cell]]:
 
     Opens each dataset (to know its name and folds); :class:`DataError` names one that is missing.
     """
-    from sept.backbones.registry import DEFAULT_BACKBONE
-
     opened: list[tuple[DatasetRef, Dataset]] = []
     for ref in grid.datasets:
         try:
@@ -169,7 +170,23 @@ def expand(grid: GridSpec, *, force: bool = False) -> tuple[Plan, list[Cell]]:
                     for seed in grid.seeds:
                         for m in grid.methods:
                             cells.append(Cell(protocol, ref, ds.name, fold, m, shots, seed, dataset_id(ds)))
-    plan = Plan(
+    plan = make_plan(grid, targets, force=force)
+    cells = _named(cells, plan, grid)
+    ids = [c.id for c in cells]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ConfigError(
+            f"grid {grid.source!r}: the cell {dup} appears twice (a method listed twice, or two variants "
+            "with the same options?)"
+        )
+    return plan, cells
+
+
+def make_plan(grid: GridSpec, targets: dict[str, tuple[DatasetRef, ...]], *, force: bool = False) -> Plan:
+    """The :class:`Plan` of ``grid`` (``targets``: xd source name -> its target datasets)."""
+    from sept.backbones.registry import DEFAULT_BACKBONE
+
+    return Plan(
         run_root=grid.run_root,
         backbone=grid.backbone or DEFAULT_BACKBONE,
         backbone_options=dict(grid.backbone_options),
@@ -182,15 +199,6 @@ def expand(grid: GridSpec, *, force: bool = False) -> tuple[Plan, list[Cell]]:
         threads=grid.executor.threads,
         targets=targets,
     )
-    cells = _named(cells, plan, grid)
-    ids = [c.id for c in cells]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise ConfigError(
-            f"grid {grid.source!r}: the cell {dup} appears twice (a method listed twice, or two variants "
-            "with the same options?)"
-        )
-    return plan, cells
 
 
 def _named(cells: list[Cell], plan: Plan, grid: GridSpec) -> list[Cell]:
@@ -323,7 +331,9 @@ def execute_cell(cell: Cell, plan: Plan, quiet_console: bool = True) -> Outcome:
     """Run one cell under its lock, logging into its ``cell.log``; never raises for a failed run."""
     from sept.protocols import run_protocol
     from sept.runs.schema import validate_results
+    from sept.utils.phases import take_phases
 
+    take_phases()  # what ran before this cell is not its time
     directory = cell.run_dir(plan.run_root)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     start = time.perf_counter()
@@ -351,8 +361,11 @@ def execute_cell(cell: Cell, plan: Plan, quiet_console: bool = True) -> Outcome:
                 )
                 summary = validate_results(results[0]).summary if results else {}
                 seconds = time.perf_counter() - start
-                log.info("cell finished in %.1f s: %s", seconds, json.dumps(summary))
-                return Outcome(cell.id, "ok", seconds, summary, log=str(log_path), worker=worker)
+                phases = {k: round(v, 3) for k, v in take_phases().items()}
+                log.info("cell finished in %.1f s (%s): %s", seconds, phases, json.dumps(summary))
+                return Outcome(
+                    cell.id, "ok", seconds, summary, log=str(log_path), worker=worker, phases=phases
+                )
             except Exception as exc:  # a failed cell must not stop the sweep
                 log.error("cell failed: %s: %s\n%s", type(exc).__name__, exc, traceback.format_exc())
                 error = f"{type(exc).__name__}: {exc}"

@@ -54,6 +54,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dry-run", action="store_true", help="list the cells and which are finished; run nothing"
     )
     p.add_argument("--report", action="store_true", help="also write the HTML report of the run root")
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="run nothing: time a few training steps and the evaluation of each method on this device and "
+        "print the projected wall time of the whole grid (per method and in total)",
+    )
+    p.add_argument(
+        "--estimate-steps", type=int, default=3, help="training steps timed per method (default 3)"
+    )
+    p.add_argument(
+        "--backbone-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an option of the grid's backbone, e.g. device=cpu or model=/path/to/clap (repeatable)",
+    )
     p.set_defaults(func=run)
 
 
@@ -78,7 +94,16 @@ def _grid_from_args(args: argparse.Namespace):  # -> GridSpec
             if v is not None
         },
     )
+    options = dict(grid.backbone_options)
+    for text in args.backbone_option:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            from sept.errors import ConfigError
+
+            raise ConfigError(f"--backbone-option {text!r}: expected KEY=VALUE")
+        options[key.strip()] = value
     return grid.with_changes(
+        backbone_options=options if args.backbone_option else None,
         run_root=str(args.run_root) if args.run_root else None,
         cache_dir=str(args.cache_dir) if args.cache_dir else None,
         on_bad_audio=args.on_bad_audio,
@@ -94,6 +119,18 @@ def run(args: argparse.Namespace) -> int:
     from sept.runs.layout import results_path
 
     grid = _grid_from_args(args)
+    if args.estimate:
+        from sept.bench.estimate import estimate_grid
+
+        if args.estimate_steps < 1:
+            from sept.errors import ConfigError
+
+            raise ConfigError(f"--estimate-steps must be >= 1, got {args.estimate_steps}")
+        estimate = estimate_grid(grid, steps=args.estimate_steps, workers=args.workers)
+        print(f"{grid.name}: projected on {_device_line()}")
+        for line in estimate.lines():
+            print(line)
+        return 0
     if args.dry_run:
         plan, cells, pending = plan_sweep(grid, force=args.force)
         for cell in cells:
@@ -124,3 +161,13 @@ def run(args: argparse.Namespace) -> int:
     for o in result.failed:
         print(f"  failed: {o.cell}: {o.error}" + (f" (log: {o.log})" if o.log else ""))
     return 1 if result.failed else 0
+
+
+def _device_line() -> str:
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA)"
+    return f"the CPU ({os.cpu_count()} cores)"

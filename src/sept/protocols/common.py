@@ -21,6 +21,7 @@ import torch
 from sept.data.clips import Clip
 from sept.errors import ConfigError, DataError
 from sept.runs.layout import CHECKPOINT_FILE, PROMPT_FILE
+from sept.utils.phases import phase
 
 if TYPE_CHECKING:
     from sept.backbones.base import Backbone
@@ -127,13 +128,15 @@ def train_run(
     from sept.training.checkpoint import save_prompt
     from sept.training.trainer import Trainer
 
-    method = config.build_method(backbone, train_readable)
+    with phase("train"):
+        method = config.build_method(backbone, train_readable)
     info: dict[str, Any] = {"classes": train_readable, "trainable": method.trainable}
     if method.trainable:
         if train is None:
             raise ValueError("a trainable method needs training data")
         start = time.perf_counter()
-        result = Trainer(method, config, directory / CHECKPOINT_FILE).fit(train.features, train.labels)
+        with phase("train"):
+            result = Trainer(method, config, directory / CHECKPOINT_FILE).fit(train.features, train.labels)
         info.update(
             clips=len(train.clips),
             num_skipped=len(train.skipped),
@@ -152,11 +155,16 @@ def evaluate(method: ComposedMethod, data: LabelledSet, config: RunConfig) -> di
     from sept.evaluation.metrics import classification_metrics
     from sept.training.trainer import predict_logits
 
-    logits = predict_logits(
-        method, data.features, data.readable, batch_size=config.eval_batch_size, precision=config.precision
-    )
-    preds = logits.argmax(dim=1).numpy()
-    metrics = classification_metrics(data.labels.numpy(), preds, data.classnames).to_dict()
+    with phase("eval"):
+        logits = predict_logits(
+            method,
+            data.features,
+            data.readable,
+            batch_size=config.eval_batch_size,
+            precision=config.precision,
+        )
+        preds = logits.argmax(dim=1).numpy()
+        metrics = classification_metrics(data.labels.numpy(), preds, data.classnames).to_dict()
     metrics["prompt_names"] = dict(zip(data.classnames, data.readable, strict=True))
     metrics["num_skipped"] = len(data.skipped)
     metrics["skipped_files"] = data.skipped_json()
@@ -176,7 +184,8 @@ def structure_of_run(
 
     if neighbors is None:
         return None
-    return run_structure(directory, method, neighbors, dict(groups))
+    with phase("eval"):
+        return run_structure(directory, method, neighbors, dict(groups))
 
 
 def run_neighbors(config: RunConfig, classes: Sequence[str], dataset: str) -> ResolvedNeighbors | None:
