@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Sequence
@@ -42,9 +43,22 @@ def shipped_json(dataset: str) -> tuple[str, Any]:
 
 
 def load_shipped(dataset: str) -> NeighborSet:
-    """The shipped set of ``dataset`` (name matched case-insensitively); unknown names list the valid ones."""
+    """The shipped set of ``dataset`` (name matched case-insensitively); unknown names list the valid ones.
+
+    Each file is read and validated once per process while it is unchanged (a sweep worker
+    resolves the same set for every cell); a copy is returned.
+    """
     name, obj = shipped_json(dataset)
-    return NeighborSet.from_dict(obj, origin=f"shipped:{name}")
+    path = _shipped_files()[name]
+    stat = path.stat() if isinstance(path, Path) else None
+    key = (name, stat.st_mtime_ns if stat else None, stat.st_size if stat else None)
+    if key not in _SHIPPED:
+        _SHIPPED[key] = NeighborSet.from_dict(obj, origin=f"shipped:{name}")
+    return copy.deepcopy(_SHIPPED[key])
+
+
+#: validated shipped sets by (name, file mtime, size) (:func:`load_shipped`)
+_SHIPPED: dict[tuple, NeighborSet] = {}
 
 
 def is_file_reference(target: str | os.PathLike[str]) -> bool:
