@@ -201,9 +201,11 @@ def measure(
             f"{row['flops'] / 1e9:.3f} GFLOP"
         )
         return row
-    bare = bare_fn(backbone, calls, precision)
-    bare()  # warm-up
-    step_flops, bare_flops = count_flops(step), count_flops(bare)
+    bare_fn(backbone, calls, precision)()  # warm-up
+    with recorder:  # count both sides' work on one token batch (SEPT draws other phrases each step)
+        step_flops = count_flops(step)
+        counted = recorder.calls
+    bare_flops = count_flops(bare_fn(backbone, counted, precision))
     ratios, a_all, b_all = [], [], []
     for _ in range(rounds):
         a, b = [], []
