@@ -223,33 +223,30 @@ def backbone_by_name(name: str, device: str | None = None):
     """A backbone for a benchmark, by name.
 
     ``"clap"``: the full-size random CLAP (on ``device``: default CUDA if any); ``"offline"`` or
-    ``"yamnet-minilm"``: the default backbone (CPU only). Any other registered name: when the
-    backbone's module offers ``bench_random_options(folder: Path) -> dict`` (builds full-size random
-    weights in ``folder`` once and returns the options that load them), those weights; otherwise
-    ``create_backbone(name)`` with its registered defaults (real weights, which must be available).
+    ``"yamnet-minilm"``: the default backbone (CPU only); a converted family (``pengi``,
+    ``msclap-2022``, ``msclap-2023``): its full-size random folder, built once by
+    ``bench_backbone_step.full_folder``; any other registered name: ``create_backbone(name)`` with
+    its registered defaults (real weights, which must be available).
     """
-    import importlib
+    from sept.backbones.registry import DEFAULT_BACKBONE, create_backbone
 
-    from sept.backbones.registry import DEFAULT_BACKBONE, _spec, create_backbone
-
+    options: dict = {"device": device} if device else {}
     if name == "clap":
-        return clap_backbone(**({"device": device} if device else {}))
+        return clap_backbone(**options)
     if name in ("offline", DEFAULT_BACKBONE):
         if device not in (None, "cpu"):
             raise SystemExit("the offline backbone runs on the CPU only; use --backbone clap for a GPU")
         return offline_backbone()
+    from sept.backbones.convert import convertible_families
+
+    if name in convertible_families():
+        import bench_backbone_step
+
+        return create_backbone(name, model=str(bench_backbone_step.full_folder(name)), **options)
     try:
-        spec = _spec(name)
+        return create_backbone(name, **options)
     except Exception as exc:
-        raise SystemExit(str(exc)) from exc
-    options: dict = {"device": device} if device else {}
-    hook = getattr(importlib.import_module(spec.module), "bench_random_options", None)
-    if hook is not None:
-        folder = WORK / f"{name}-random"
-        folder.mkdir(parents=True, exist_ok=True)
-        options.update(hook(folder))
-        print(f"{name}: full-size random weights ({folder})")
-    return create_backbone(name, **options)
+        raise SystemExit(f"cannot load backbone {name!r}: {exc}") from exc
 
 
 def add_device_args(parser) -> None:
