@@ -71,6 +71,8 @@ class Estimate:
     load_s: float = 0.0
     wall_s: float = 0.0
     missing_eval: list[str] = field(default_factory=list)
+    #: groups that could not be built (e.g. no neighbour set): left out of the projection
+    skipped: list[str] = field(default_factory=list)
 
     def by_method(self) -> dict[str, tuple[int, float]]:
         """method -> (cells, summed cell seconds)."""
@@ -105,6 +107,8 @@ class Estimate:
             f"{self.loads} backbone load(s) of {self.load_s:.1f} s; {self.workers} worker(s): "
             f"projected wall time {_hms(self.wall_s)}"
         )
+        for line in self.skipped:
+            rows.append(f"left out (cannot be built; the sweep's preflight would stop on it): {line}")
         if self.missing_eval:
             rows.append(
                 "evaluation left out (test clips unknown without the data): " + ", ".join(self.missing_eval)
@@ -313,9 +317,14 @@ def estimate_grid(
             first = members[0]
             shape = shapes.get((protocol, dataset, shots)) or _shape_of(first, plan, plan.with_replacement)
             config = cell_config(first, plan)
-            if config.spec.trains or "sept" in config.regularizers:
-                run_neighbors(config, list(shape.train_classes), dataset)
-            method = config.build_method(backbone, list(shape.train_classes))
+            try:
+                if config.spec.trains or "sept" in config.regularizers:
+                    run_neighbors(config, list(shape.train_classes), dataset)
+                method = config.build_method(backbone, list(shape.train_classes))
+            except SeptError as exc:  # the sweep's preflight would stop on it; the projection goes on
+                est.skipped.append(f"{protocol} {dataset} {first.variant} ({len(members)} cells): {exc}")
+                echo(f"cannot time {protocol} {dataset} {first.variant}: {exc}")
+                continue
             bs = config.optim.batch_size
             n_steps = config.optim.epochs * (shape.n_train // bs if shape.n_train >= bs else 1)
             step = time_steps(method, config, len(shape.train_classes), steps) if method.trainable else 0.0
