@@ -21,7 +21,7 @@ from sept.audio.io import (
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
     cannot_read,
-    check_finite,
+    check_samples,
     load_audio,
     mix_to_mono,
     resample,
@@ -62,7 +62,7 @@ def load_window(path: str | os.PathLike[str], target_sr: int, window: AudioWindo
         raise cannot_read(p, exc) from exc
     if samples is None:  # kept whole, not seekable, or truncated: the whole-file path decides
         return window.fit(load_audio(p, target_sr), target_sr)
-    check_finite(p, samples)
+    check_samples(p, samples)
     with np.errstate(over="ignore", invalid="ignore"):
         out = resample(mix_to_mono(samples), rate, target_sr)[keep_from : keep_from + keep]
     if out.shape[0] != keep or not np.isfinite(out).all():

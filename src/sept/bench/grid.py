@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sept.data.sampling import MAX_SEED
 from sept.errors import ConfigError
 from sept.runs.schema import PROTOCOLS
 
@@ -178,13 +179,23 @@ def _err(source: str, where: str, message: str) -> ConfigError:
     return ConfigError(f"grid {source!r}: {where}: {message}")
 
 
-def _int_list(value: Any, source: str, where: str, minimum: int) -> tuple[int, ...]:
+def _int_list(
+    value: Any, source: str, where: str, minimum: int, maximum: int | None = None
+) -> tuple[int, ...]:
     items = value if isinstance(value, list | tuple) else [value]
-    if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items):
-        raise _err(
-            source, where, f"expected an integer >= {minimum} or a non-empty list of them, got {value!r}"
-        )
+    top = float("inf") if maximum is None else maximum
+    if not items or not all(
+        isinstance(v, int) and not isinstance(v, bool) and minimum <= v <= top for v in items
+    ):
+        within = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise _err(source, where, f"expected an integer {within} or a non-empty list of them, got {value!r}")
     return tuple(dict.fromkeys(items))
+
+
+def _bool(value: Any, source: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _err(source, where, f"expected true or false (unquoted), got {value!r}")
+    return value
 
 
 def _folds(value: Any, source: str, where: str) -> str | tuple[int, ...]:
@@ -362,8 +373,8 @@ def parse_grid(data: Mapping[str, Any], source: str = "<grid>") -> GridSpec:
         on_bad_audio=on_bad_audio,
         folds=_folds(data.get("folds", "all"), source, "folds"),
         shots=_int_list(data.get("shots", 16), source, "shots", 1),
-        seeds=_int_list(data.get("seeds", [0, 1, 2]), source, "seeds", 0),
-        with_replacement=bool(data.get("with_replacement", False)),
+        seeds=_int_list(data.get("seeds", [0, 1, 2]), source, "seeds", 0, MAX_SEED),
+        with_replacement=_bool(data.get("with_replacement", False), source, "with_replacement"),
         config=_mapping(data.get("config"), source, "config"),
         config_file=expand_path(str(data["config_file"])) if data.get("config_file") else None,
         overrides=_strings(data.get("overrides") or [], source, "overrides") if data.get("overrides") else (),
@@ -397,12 +408,14 @@ def load_grid(path: str | os.PathLike[str]) -> GridSpec:
     """Read and validate a grid YAML file."""
     import yaml
 
+    from sept.utils.yaml_load import safe_load
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read grid file {str(path)!r}: {exc.strerror or exc}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"grid file {str(path)!r} is not valid YAML: {exc}") from exc
     return parse_grid(data or {}, str(path))
