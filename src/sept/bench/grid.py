@@ -187,7 +187,7 @@ def _int_list(
     if not items or not all(
         isinstance(v, int) and not isinstance(v, bool) and minimum <= v <= top for v in items
     ):
-        within = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        within = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
         raise _err(source, where, f"expected an integer {within} or a non-empty list of them, got {value!r}")
     return tuple(dict.fromkeys(items))
 

@@ -37,7 +37,8 @@ from sept.utils.hashing import hash_bytes, hash_file
 log = logging.getLogger(__name__)
 
 OnBadAudio = Literal["skip", "fail"]
-#: files larger than this are hashed in chunks and decoded only where the window keeps them
+#: files larger than this are hashed in chunks instead of being read into memory (any file longer
+#: than the window, whatever its size, is decoded only where the window keeps it)
 LONG_FILE_BYTES = 32 << 20
 
 
