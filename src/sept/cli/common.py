@@ -28,19 +28,6 @@ def add_backbone_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def seed_int(text: str) -> int:
-    """An argparse type: a seed, an integer in [0, MAX_SEED] (a 64-bit generator's range)."""
-    from sept.data.sampling import MAX_SEED
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED} (2**63 - 1), got {value}")
-    return value
-
-
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1 (argparse then names the option in its error)."""
     try:

@@ -89,7 +89,8 @@ class FeatureCache:
             log.warning("ignoring cache entry %s: its checksum does not match; it will be recomputed", path)
             return None
         try:
-            vec = np.load(io.BytesIO(npy), allow_pickle=False)
+            buffer = io.BytesIO(npy)
+            vec = np.load(buffer, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             log.warning("ignoring unreadable cache entry %s (%s); it will be recomputed", path, exc)
             return None
