@@ -392,6 +392,10 @@ def test_typed_booleans_refuse_strings_and_backbone_options_are_checked():
 
     with pytest.raises(ConfigError, match=r"with_replacement.*'false'"):
         parse_grid({"datasets": ["x"], "methods": ["coop"], "with_replacement": "false"})
+    with pytest.raises(ConfigError, match=r"backbone.options.*'modle'.*model, revision"):
+        parse_grid(
+            {"datasets": ["x"], "methods": ["coop"], "backbone": {"name": "clap", "options": {"modle": 1}}}
+        )
     with pytest.raises(ConfigError, match=r"--set 'backbone_options.bogus=1'.*'bogus'.*model"):
         resolve_config(
             "coop", "fewshot", settings={"backbone": "clap"}, overrides=["backbone_options.bogus=1"]

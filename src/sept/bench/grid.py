@@ -192,6 +192,13 @@ def _int_list(
     return tuple(dict.fromkeys(items))
 
 
+def _check_backbone_options(backbone: str, options: Mapping[str, Any], source: str) -> None:
+    """Refuse, before any cell runs, an option the backbone does not take (listing those it does)."""
+    from sept.backbones.registry import check_backbone_options
+
+    check_backbone_options(backbone, options, f"grid {source!r}: backbone.options")
+
+
 def _bool(value: Any, source: str, where: str) -> bool:
     if not isinstance(value, bool):
         raise _err(source, where, f"expected true or false (unquoted), got {value!r}")
@@ -348,6 +355,7 @@ def parse_grid(data: Mapping[str, Any], source: str = "<grid>") -> GridSpec:
         if set(b) - {"name", "options"} or not isinstance(b.get("name"), str):
             raise _err(source, "backbone", "a backbone is a name or {name: NAME, options: {...}}")
         backbone, options = b["name"], _mapping(b.get("options"), source, "backbone.options")
+        _check_backbone_options(backbone, options, source)
     elif backbone is not None and not isinstance(backbone, str):
         raise _err(source, "backbone", f"expected a name, got {backbone!r}")
     if data.get("config") and data.get("config_file"):
