@@ -279,7 +279,8 @@ def test_eval_on_a_registered_dataset_with_a_test_class_absent_from_train(tmp_pa
 
     root = make_us8k_like(tmp_path / "us8k-mini")
     table = root / "metadata.csv"
-    table.write_text(table.read_text() + "audio/fold2/siren-0.wav,2,0,unicorn\n")
+    (root / "audio/fold2/unicorn-0.wav").write_bytes((root / "audio/fold2/siren-0.wav").read_bytes())
+    table.write_text(table.read_text() + "audio/fold2/unicorn-0.wav,2,0,unicorn\n")
     monkeypatch.setattr(
         "sept.backbones.registry.create_backbone", lambda *a, **k: pytest.fail("backbone built")
     )
