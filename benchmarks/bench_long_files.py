@@ -17,6 +17,13 @@ alone is 605 MiB of float32), and it gives the whole-file path's window (wavefor
 one step for a last-bit difference in the waveform).
 
     python benchmarks/bench_long_files.py [--minutes 30]
+
+``--silent-hours 2`` instead measures the whole ``sept embed`` command (peak RSS of the process,
+3 runs, median) on a 2-hour silent 44.1 kHz stereo FLAC (about 1 MiB on disk: far under
+``LONG_FILE_BYTES``, but 2.4 GiB of float32 once decoded) against a 10-s clip; checked: within
+64 MiB. Memory is bounded by the decoded length the header gives, not by the file's size.
+
+    python benchmarks/bench_long_files.py --silent-hours 2
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ import benchlib
 RATE = 44100
 RUNS = 3
 TOLERANCE_MIB = 32.0
+#: ``sept embed`` on a long silent file: peak RSS above the 10-s clip's (issue 17)
+EMBED_TOLERANCE_MIB = 64.0
 
 
 def child(path: str, whole: bool) -> int:
@@ -42,8 +51,11 @@ def child(path: str, whole: bool) -> int:
     from sept.data.clips import Clip
 
     backbone = benchlib.backbone_by_name("offline")
-    if whole:
+    if whole:  # the whole-file path as before ranged decoding: read, decode and resample it all
+        from sept.audio.io import load_audio
+
         extract.LONG_FILE_BYTES = 1 << 62
+        extract.load_window = lambda p, rate, window, data=None: window.fit(load_audio(p, rate), rate)
     clip = Clip(path=Path(path), relpath=Path(path).name, classname="recording")
     before = benchlib.reset_peak_rss()
     t0 = time.perf_counter()
@@ -104,6 +116,77 @@ def measure(path: Path, whole: bool) -> list[dict]:
     return runs
 
 
+def silent_recording(hours: float) -> dict[str, Path]:
+    """A 10-s tone clip and an ``hours``-long silent 44.1 kHz stereo FLAC, each in its own folder
+    with a metadata.csv for ``sept embed --data``."""
+    import numpy as np
+    import soundfile as sf
+
+    folder = benchlib.WORK / "long-silence"
+    out = {
+        "10-s clip": folder / "clip" / "metadata.csv",
+        "silent": folder / f"silent{hours:g}h" / "metadata.csv",
+    }
+    if all(p.exists() for p in out.values()):
+        return out
+    t = np.arange(10 * RATE) / RATE
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    out["10-s clip"].parent.mkdir(parents=True, exist_ok=True)
+    sf.write(out["10-s clip"].parent / "clip.flac", np.stack([tone, tone], axis=1), RATE, subtype="PCM_16")
+    out["silent"].parent.mkdir(parents=True, exist_ok=True)
+    tmp = out["silent"].parent / "silent.tmp.flac"
+    block = np.zeros((60 * RATE, 2), dtype=np.int16)
+    with sf.SoundFile(tmp, "w", samplerate=RATE, channels=2, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(round(hours * 60)):
+            f.write(block)
+    tmp.replace(out["silent"].parent / "silent.flac")
+    for key, name in (("10-s clip", "clip.flac"), ("silent", "silent.flac")):
+        out[key].write_text(f"path,classname\n{name},x\n")
+    return out
+
+
+def embed_peak(csv: Path) -> tuple[float, float]:
+    """Peak RSS (MiB) and seconds of one ``sept embed`` process on ``csv`` (offline backbone, no cache)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "sept",
+        "embed",
+        "--data",
+        str(csv),
+        "--no-cache",
+        "--no-progress",
+        "--workers",
+        "1",
+    ]
+    wall, peak, out = benchlib.run_child(cmd, env={"PYTHONPATH": str(benchlib.REPO / "src")})
+    if "1 clips embedded" not in out and "1 clip embedded" not in out:
+        raise SystemExit(f"sept embed did not embed {csv}:\n{out[-2000:]}")
+    return peak, wall
+
+
+def silent_main(hours: float) -> int:
+    check = benchlib.Check(f"sept embed on a {hours:g}-hour silent FLAC vs a 10-s clip, offline backbone")
+    files = silent_recording(hours)
+    peaks: dict[str, float] = {}
+    for key, csv in files.items():
+        audio = next(p for p in csv.parent.iterdir() if p.suffix == ".flac")
+        runs = [embed_peak(csv) for _ in range(RUNS)]
+        peaks[key] = statistics.median(r[0] for r in runs)
+        secs = statistics.median(r[1] for r in runs)
+        print(
+            f"{key}: {audio} ({audio.stat().st_size / 2**20:.2f} MiB on disk): peak RSS {peaks[key]:.1f} MiB, {secs:.1f} s"
+        )
+    check.ratio(
+        f"{hours:g}-hour silent FLAC: peak RSS above the 10-s clip's",
+        peaks["silent"] - peaks["10-s clip"],
+        EMBED_TOLERANCE_MIB,
+        at_least=False,
+        unit=" MiB",
+    )
+    return check.exit_code()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -111,9 +194,17 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--whole", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--silent-hours",
+        type=float,
+        default=None,
+        help="measure `sept embed` on a silent FLAC this long instead",
+    )
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.whole)
+    if args.silent_hours:
+        return silent_main(args.silent_hours)
 
     import numpy as np
 

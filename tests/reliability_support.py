@@ -105,7 +105,15 @@ def bad_audio_corpus(folder: Path, sr: int = 16_000) -> list[Case]:
             _wav_bytes(np.clip(_tone(1.0, sr) * 10, -1, 1), sr),
         ),
         (
-            Case("over_range.wav", None, "float samples far beyond +-1"),
+            Case("over_range.wav", None, "float samples beyond +-1 (a hot mix, 40 dB over full scale)"),
+            _wav_bytes(_tone(1.0, sr, amplitude=100.0), sr, "FLOAT"),
+        ),
+        (
+            Case("absurd_amplitude.wav", "too large", "float samples of 1e38: garbage, not sound"),
+            _wav_bytes(_tone(1.0, sr, amplitude=1e38), sr, "FLOAT"),
+        ),
+        (
+            Case("far_over_range.wav", "too large", "float samples of 1e20"),
             _wav_bytes(_tone(1.0, sr, amplitude=1e20), sr, "FLOAT"),
         ),
         (

@@ -21,6 +21,7 @@ from sept.data import (
     resolve_subset,
     sample_few_shot,
 )
+from sept.data.manifest import content_hash
 from sept.errors import DataError
 
 
@@ -122,8 +123,9 @@ def test_manifest_written_once_and_reused(tmp_path: Path) -> None:
     assert m.classnames == ("x", "y") and len(m.items) == 8
     data = json.loads(path.read_text())
     assert data["shots"] == 4 and data["seed"] == 0 and data["subset"] == "base" and len(data["items"]) == 8
-    # reused, not redrawn: edit the file's items and the edit comes back
+    # reused, not redrawn: edit the file's items (and its hash, as a consistent file) and the edit comes back
     data["items"][0]["path"] = "audios/x_019.wav"
+    data["hash"] = content_hash(data)
     path.write_text(json.dumps(data))
     again, _ = few_shot_manifest(split, shots=4, seed=0, run_root=run, subset="base")
     assert again.items[0] == ("audios/x_019.wav", "x")
@@ -147,13 +149,14 @@ def test_manifest_malformed_and_mismatched(tmp_path: Path) -> None:
     run = tmp_path / "run"
     _, path = few_shot_manifest(ds.split(), shots=2, seed=0, run_root=run)
     data = json.loads(path.read_text())
-    data["shots"] = 3
+    data["seed"] = 3
+    data["hash"] = content_hash(data)  # a consistent file with other parameters is not ours to redraw
     path.write_text(json.dumps(data))
-    with pytest.raises(DataError, match="shots: file has 3, asked 2"):
+    with pytest.raises(DataError, match="seed: file has 3, asked 0"):
         few_shot_manifest(ds.split(), shots=2, seed=0, run_root=run)
-    path.write_text("{not json")
+    path.write_text("{not json")  # damaged: never used, drawn again (see test_reliability_state.py)
     with pytest.raises(DataError, match="not valid JSON"):
-        few_shot_manifest(ds.split(), shots=2, seed=0, run_root=run)
+        read_manifest(path)
 
 
 def test_manifest_clips_detects_foreign_items(tmp_path: Path) -> None:

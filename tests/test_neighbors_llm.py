@@ -107,7 +107,7 @@ class ChatServer:
                 with outer._lock:
                     index = len(outer.seen)
                     outer.seen.append(seen)
-                if self.path != "/v1/chat/completions":
+                if self.path.split("?")[0] != "/v1/chat/completions":
                     reply = Reply(404, body='{"error": {"message": "not found"}}')
                 else:
                     reply = outer.script(seen, index)

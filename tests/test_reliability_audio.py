@@ -97,9 +97,9 @@ def test_extract_skips_each_bad_file_names_it_and_embeds_the_rest(tiny_clap, cor
 @pytest.mark.filterwarnings(
     "ignore:overflow encountered:RuntimeWarning", "ignore:invalid value:RuntimeWarning"
 )
-def test_audio_tower_overflow_is_skipped_and_never_cached(tiny_clap, tmp_path) -> None:
-    """Finite samples at the float32 limit decode (no resampling at 16 kHz) but overflow CLAP's
-    mel filter bank: the clip is skipped with a reason, not cached as NaN and not trained on."""
+def test_samples_at_the_float32_limit_are_skipped_and_never_cached(tiny_clap, tmp_path) -> None:
+    """Finite samples at the float32 limit (which would overflow CLAP's mel filter bank) are refused
+    like NaN (issue 17, item 6): the clip is skipped with a reason, not cached and not trained on."""
     t = np.arange(16_000) / 16_000
     loud = tmp_path / "loud.wav"
     sf.write(loud, (3.4e38 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16_000, subtype="FLOAT")
@@ -108,9 +108,10 @@ def test_audio_tower_overflow_is_skipped_and_never_cached(tiny_clap, tmp_path) -
     clips = [Clip(loud, "loud.wav", "x"), Clip(fine, "fine.wav", "x")]
     fs = extract_features(tiny_clap, clips, tmp_path / "c", progress=False)
     assert [c.relpath for c in fs.clips] == ["fine.wav"]
-    assert fs.skipped == [(clips[0], "the audio tower gave non-finite features (NaN or inf) for it")]
+    assert len(fs.skipped) == 1 and fs.skipped[0][0] == clips[0]
+    assert "too large: peak |x| = 3.4e+38" in fs.skipped[0][1]
     assert len(list((tmp_path / "c").rglob("*.npy"))) == 1
-    with pytest.raises(AudioDecodeError, match=r"loud\.wav.*non-finite"):
+    with pytest.raises(AudioDecodeError, match=r"loud\.wav.*too large"):
         extract_features(tiny_clap, clips, tmp_path / "c", on_bad_audio="fail", progress=False)
 
 

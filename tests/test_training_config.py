@@ -86,7 +86,9 @@ def test_layers_file_then_overrides(tmp_path):
     assert (cfg.seed, cfg.optim.lr, cfg.optim.epochs, cfg.optim.batch_size) == (4, 0.02, 7, 128)
     assert (cfg.learner.n_ctx, cfg.learner.ctx_init, cfg.regularizers["kg"].weight) == (8, None, 2.0)
     assert cfg.head == {}
-    cfg = resolve_config("coop", settings={"seed": 5}, overrides=["backbone_options.model=/m", "seed=6"])
+    cfg = resolve_config(
+        "coop", settings={"seed": 5, "backbone": "clap"}, overrides=["backbone_options.model=/m", "seed=6"]
+    )
     assert cfg.backbone_options == {"model": "/m"} and cfg.seed == 6
 
 

@@ -2,7 +2,7 @@
 
 Whatever the file holds, the result is a finite waveform of at least one sample, or an
 :class:`AudioDecodeError` naming the file and the reason: empty or truncated files, zero samples,
-NaN/inf samples, a header whose sample rate is implausible (a corrupt header claiming 1 Hz would
+NaN/inf samples or absurd amplitudes, a header whose sample rate is implausible (a corrupt header claiming 1 Hz would
 otherwise be "resampled" into gigabytes), or samples so large that mixing or resampling overflows.
 """
 
@@ -21,6 +21,8 @@ from sept.errors import AudioDecodeError
 #: sample rates accepted from a file header (Hz); outside them the header is taken as corrupt
 MIN_SAMPLE_RATE = 500
 MAX_SAMPLE_RATE = 1_000_000
+#: largest |sample| accepted (full scale is 1; float files may go over, 60 dB over is not sound)
+MAX_AMPLITUDE = 1000.0
 
 
 def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -49,11 +51,19 @@ def check_sample_rate(name: str | os.PathLike[str], rate: int) -> None:
         )
 
 
-def check_finite(name: str | os.PathLike[str], samples: np.ndarray, where: str = "") -> None:
-    """Raise :class:`AudioDecodeError` when decoded ``samples`` [S, C] hold NaN or inf."""
+def check_samples(name: str | os.PathLike[str], samples: np.ndarray, where: str = "") -> None:
+    """Raise :class:`AudioDecodeError` when decoded ``samples`` [S, C] hold NaN, inf, or a peak
+    beyond :data:`MAX_AMPLITUDE` (a float file of garbage values, not sound)."""
     if not np.isfinite(samples).all():
         bad = int((~np.isfinite(samples)).sum())
         raise AudioDecodeError(name, f"{bad} samples are NaN or infinite{where}")
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > MAX_AMPLITUDE:
+        raise AudioDecodeError(
+            name,
+            f"its samples are too large: peak |x| = {peak:.3g}{where} (full scale is 1; accepted up to "
+            f"{MAX_AMPLITUDE:g})",
+        )
 
 
 def mix_to_mono(samples: np.ndarray) -> np.ndarray:
@@ -88,7 +98,7 @@ def decode_audio(data: bytes, target_sr: int, name: str | os.PathLike[str] = "<b
     if samples.shape[0] == 0:
         raise AudioDecodeError(name, "the file holds zero samples")
     check_sample_rate(name, rate)
-    check_finite(name, samples)
+    check_samples(name, samples)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught below, naming the file
         out = resample(mix_to_mono(samples), int(rate), target_sr)
     if out.size == 0:
@@ -130,7 +140,7 @@ def scan_audio(path: str | os.PathLike[str]) -> int:
         with sf.SoundFile(p) as f:
             check_sample_rate(p, int(f.samplerate))
             for block in f.blocks(blocksize=SCAN_BLOCK_FRAMES, dtype="float32", always_2d=True):
-                check_finite(p, block, f" (from frame {frames} on)")
+                check_samples(p, block, f" (from frame {frames} on)")
                 if not np.isfinite(mix_to_mono(block)).all():
                     raise too_large(p, block)
                 frames += block.shape[0]

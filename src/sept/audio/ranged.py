@@ -10,6 +10,7 @@ the last bit of a sample can differ). Files no longer than the window take the w
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -21,7 +22,8 @@ from sept.audio.io import (
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
     cannot_read,
-    check_finite,
+    check_samples,
+    decode_audio,
     load_audio,
     mix_to_mono,
     resample,
@@ -29,6 +31,7 @@ from sept.audio.io import (
     unreadable,
 )
 from sept.audio.window import AudioWindow
+from sept.errors import AudioDecodeError
 
 #: source audio decoded on each side of the kept span, so the resampling filter sees real
 #: neighbours at the span's edges as it does in the whole file (soxr HQ needs a few ms)
@@ -40,17 +43,23 @@ def resampled_length(frames: int, orig_sr: int, target_sr: int) -> int:
     return (2 * frames * target_sr + orig_sr) // (2 * orig_sr)
 
 
-def load_window(path: str | os.PathLike[str], target_sr: int, window: AudioWindow) -> np.ndarray:
+def load_window(
+    path: str | os.PathLike[str], target_sr: int, window: AudioWindow, data: bytes | None = None
+) -> np.ndarray:
     """``window.fit(load_audio(path, target_sr), target_sr)`` [S'] float32, decoding only what it keeps.
 
-    Raises :class:`AudioDecodeError` naming ``path`` as :func:`~sept.audio.io.load_audio` does;
-    samples outside the decoded span are not checked. A file that is not longer than the window,
-    cannot seek, or holds fewer frames than its header says is decoded whole (as before).
+    ``data``: the file's bytes when already read (``path`` then only names it). Raises
+    :class:`AudioDecodeError` naming ``path`` as :func:`~sept.audio.io.load_audio` does; samples
+    outside the decoded span are not checked. A file that is not longer than the window (by the
+    decoded length its header gives), cannot seek, or holds fewer frames than its header says is
+    decoded whole (as before).
     """
     p = Path(path)
     samples = None
+    if data is not None and len(data) == 0:
+        raise AudioDecodeError(p, "the file is empty (0 bytes)")
     try:
-        with sf.SoundFile(p) as f:
+        with sf.SoundFile(p if data is None else io.BytesIO(data)) as f:
             frames, rate = int(f.frames), int(f.samplerate)
             span = _span(frames, rate, target_sr, window)
             if span is not None:
@@ -61,8 +70,9 @@ def load_window(path: str | os.PathLike[str], target_sr: int, window: AudioWindo
     except OSError as exc:
         raise cannot_read(p, exc) from exc
     if samples is None:  # kept whole, not seekable, or truncated: the whole-file path decides
-        return window.fit(load_audio(p, target_sr), target_sr)
-    check_finite(p, samples)
+        wave = load_audio(p, target_sr) if data is None else decode_audio(data, target_sr, p)
+        return window.fit(wave, target_sr)
+    check_samples(p, samples)
     with np.errstate(over="ignore", invalid="ignore"):
         out = resample(mix_to_mono(samples), rate, target_sr)[keep_from : keep_from + keep]
     if out.shape[0] != keep or not np.isfinite(out).all():

@@ -34,6 +34,7 @@ from sept.audio.window import AudioWindow
 from sept.backbones.base import Backbone, TokenBatch
 from sept.errors import ModelLoadError
 from sept.utils.hashing import hash_json
+from sept.utils.load_errors import UNSAFE_PICKLE, is_unsafe_pickle
 from sept.utils.quiet import quiet_hf_loading
 
 #: "org/name" or "name": what the Hugging Face hub accepts as a model id
@@ -267,13 +268,11 @@ def _load(
     if source is not None:
         try:
             return _from_pretrained(str(source), None, dtype, True, None)
-        except pickle.UnpicklingError:
-            raise ModelLoadError(
-                f"clap: refused the weights in folder {str(source)!r}: its pickled (.bin) checkpoint holds more "
-                "than tensors, and sept never unpickles arbitrary objects (torch.load with weights_only=True); "
-                "use a model.safetensors checkpoint"
-            ) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, pickle.UnpicklingError) as exc:
+            if is_unsafe_pickle(exc):
+                raise ModelLoadError(
+                    f"clap: refused the weights in folder {str(source)!r}: {UNSAFE_PICKLE}"
+                ) from None
             raise ModelLoadError(
                 f"clap: cannot load a CLAP model from folder {str(source)!r} (it needs config.json, the "
                 f"weights, preprocessor_config.json and the tokenizer files): {exc}"
@@ -288,6 +287,10 @@ def _load(
             except (OSError, ValueError, pickle.UnpicklingError) as hub_exc:
                 exc = hub_exc
     at = f" at revision {revision!r}" if revision else ""
+    if is_unsafe_pickle(exc):
+        raise ModelLoadError(
+            f"clap: refused the weights of hub model {model_id!r}{at}: {UNSAFE_PICKLE}"
+        ) from None
     raise ModelLoadError(
         f"clap: cannot load hub model {model_id!r}{at}: it is not in the local Hugging Face cache"
         f"{' (local_files_only=True)' if local_files_only else ' and the hub could not be reached'}. "

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sept.backbones.base import Backbone
-from sept.errors import UnknownNameError
+from sept.errors import ConfigError, UnknownNameError
 
 #: the backbone used when none is named: runs offline on any machine
 DEFAULT_BACKBONE = "yamnet-minilm"
@@ -102,5 +104,29 @@ def create_backbone(name: str = DEFAULT_BACKBONE, **options: Any) -> Backbone:
     Example: ``create_backbone("clap", model="/path/to/saved_clap")``.
     """
     spec = _spec(name)
+    check_backbone_options(name, options, f"backbone {name!r}")
     cls = getattr(importlib.import_module(spec.module), spec.cls)
     return cls(**{**spec.defaults, **options})
+
+
+def backbone_option_names(name: str) -> list[str]:
+    """The options ``create_backbone(name, **options)`` accepts (its class's keyword arguments), sorted."""
+    spec = _spec(name)
+    cls = getattr(importlib.import_module(spec.module), spec.cls)
+    params = inspect.signature(cls.__init__).parameters.values()
+    return sorted(
+        p.name for p in params if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    )
+
+
+def check_backbone_options(name: str, options: Mapping[str, Any], where: str) -> None:
+    """Raise :class:`ConfigError` from ``where`` naming the first option ``name`` does not take, with
+    the valid ones (as ``--set`` lists the keys of a section)."""
+    if not options:
+        return
+    valid = backbone_option_names(name)
+    for key in options:
+        if key not in valid:
+            raise ConfigError(
+                f"{where}: unknown backbone option {key!r} of {name!r}; options are {', '.join(valid)}"
+            )

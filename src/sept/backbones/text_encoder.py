@@ -22,6 +22,7 @@ from torch import nn
 from sept.backbones.base import TokenBatch
 from sept.errors import SeptError
 from sept.utils.hashing import hash_json
+from sept.utils.load_errors import load_failure
 from sept.utils.quiet import quiet_hf_loading
 
 POOLING_MODES = ("mean", "cls", "max")
@@ -124,7 +125,7 @@ class SentenceTextEncoder(nn.Module):
             with quiet_hf_loading():
                 self.model = AutoModel.from_pretrained(self.source, **kwargs)
         except (OSError, ValueError, pickle.UnpicklingError) as exc:  # a .bin holding more than tensors
-            raise TextModelError(f"cannot load text model {self.source!r}: {exc}") from exc
+            raise TextModelError(f"cannot load text model {self.source!r}: {load_failure(exc)}") from None
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sept.data.sampling import MAX_SEED
 from sept.errors import ConfigError
 from sept.runs.schema import PROTOCOLS
 
@@ -178,13 +179,30 @@ def _err(source: str, where: str, message: str) -> ConfigError:
     return ConfigError(f"grid {source!r}: {where}: {message}")
 
 
-def _int_list(value: Any, source: str, where: str, minimum: int) -> tuple[int, ...]:
+def _int_list(
+    value: Any, source: str, where: str, minimum: int, maximum: int | None = None
+) -> tuple[int, ...]:
     items = value if isinstance(value, list | tuple) else [value]
-    if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items):
-        raise _err(
-            source, where, f"expected an integer >= {minimum} or a non-empty list of them, got {value!r}"
-        )
+    top = float("inf") if maximum is None else maximum
+    if not items or not all(
+        isinstance(v, int) and not isinstance(v, bool) and minimum <= v <= top for v in items
+    ):
+        within = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+        raise _err(source, where, f"expected an integer {within} or a non-empty list of them, got {value!r}")
     return tuple(dict.fromkeys(items))
+
+
+def _check_backbone_options(backbone: str, options: Mapping[str, Any], source: str) -> None:
+    """Refuse, before any cell runs, an option the backbone does not take (listing those it does)."""
+    from sept.backbones.registry import check_backbone_options
+
+    check_backbone_options(backbone, options, f"grid {source!r}: backbone.options")
+
+
+def _bool(value: Any, source: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _err(source, where, f"expected true or false (unquoted), got {value!r}")
+    return value
 
 
 def _folds(value: Any, source: str, where: str) -> str | tuple[int, ...]:
@@ -337,6 +355,7 @@ def parse_grid(data: Mapping[str, Any], source: str = "<grid>") -> GridSpec:
         if set(b) - {"name", "options"} or not isinstance(b.get("name"), str):
             raise _err(source, "backbone", "a backbone is a name or {name: NAME, options: {...}}")
         backbone, options = b["name"], _mapping(b.get("options"), source, "backbone.options")
+        _check_backbone_options(backbone, options, source)
     elif backbone is not None and not isinstance(backbone, str):
         raise _err(source, "backbone", f"expected a name, got {backbone!r}")
     if data.get("config") and data.get("config_file"):
@@ -362,8 +381,8 @@ def parse_grid(data: Mapping[str, Any], source: str = "<grid>") -> GridSpec:
         on_bad_audio=on_bad_audio,
         folds=_folds(data.get("folds", "all"), source, "folds"),
         shots=_int_list(data.get("shots", 16), source, "shots", 1),
-        seeds=_int_list(data.get("seeds", [0, 1, 2]), source, "seeds", 0),
-        with_replacement=bool(data.get("with_replacement", False)),
+        seeds=_int_list(data.get("seeds", [0, 1, 2]), source, "seeds", 0, MAX_SEED),
+        with_replacement=_bool(data.get("with_replacement", False), source, "with_replacement"),
         config=_mapping(data.get("config"), source, "config"),
         config_file=expand_path(str(data["config_file"])) if data.get("config_file") else None,
         overrides=_strings(data.get("overrides") or [], source, "overrides") if data.get("overrides") else (),
@@ -397,12 +416,14 @@ def load_grid(path: str | os.PathLike[str]) -> GridSpec:
     """Read and validate a grid YAML file."""
     import yaml
 
+    from sept.utils.yaml_load import safe_load
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read grid file {str(path)!r}: {exc.strerror or exc}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"grid file {str(path)!r} is not valid YAML: {exc}") from exc
     return parse_grid(data or {}, str(path))

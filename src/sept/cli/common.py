@@ -10,6 +10,7 @@ import yaml
 
 from sept.backbones.registry import DEFAULT_BACKBONE, list_backbones
 from sept.errors import SeptError
+from sept.utils.yaml_load import safe_load
 
 
 def add_backbone_args(parser: argparse.ArgumentParser) -> None:
@@ -108,14 +109,30 @@ def parse_key_values(items: list[str], what: str) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise SeptError(f"{what} {item!r} is not KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        try:
+            out[key.strip()] = safe_load(value) if value.strip() else ""
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SeptError(f"{what} {item!r}: the value is not a plain YAML value ({first})") from None
     return out
+
+
+def backbone_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``--backbone-opt KEY=VALUE`` items as a dict; an option ``--backbone`` does not take is refused
+    naming the item and listing the valid options."""
+    from sept.backbones.registry import check_backbone_options
+
+    options = parse_key_values(args.backbone_opt, "--backbone-opt")
+    for item in args.backbone_opt:
+        key = item.partition("=")[0].strip()
+        check_backbone_options(args.backbone, {key: options[key]}, f"--backbone-opt {item!r}")
+    return options
 
 
 def backbone_from_args(args: argparse.Namespace):  # -> Backbone (import kept lazy)
     from sept.backbones.registry import create_backbone
 
-    return create_backbone(args.backbone, **parse_key_values(args.backbone_opt, "--backbone-opt"))
+    return create_backbone(args.backbone, **backbone_options_from_args(args))
 
 
 def extract_from_args(backbone, clips, args: argparse.Namespace, keep_features: bool = True):  # -> FeatureSet

@@ -66,6 +66,7 @@ def _load_eval_clips(args: argparse.Namespace):
         ds = get_dataset(args.dataset, root=args.root)
         fold = args.fold if args.fold is None or not str(args.fold).isdigit() else int(args.fold)
         split = ds.split(fold=fold if fold is not None else ds.default_fold)
+        split.labels(split.test)  # a test class absent from train: DataError naming it, before any compute
         return list(split.test), list(split.classnames), list(split.readable)
     else:
         clips = load_clips(args.data, args.root)

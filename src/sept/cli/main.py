@@ -61,6 +61,14 @@ def _quiet_openmp_threads() -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def _why(exc: OSError) -> str:
+    if isinstance(exc, NotADirectoryError):
+        return "a part of this path is a file, not a folder"
+    if isinstance(exc, IsADirectoryError):
+        return "it is a folder, not a file"
+    return exc.strerror or str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_openmp_threads()
     parser = build_parser()
@@ -75,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SeptError as exc:
         print(f"sept {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (NotADirectoryError, IsADirectoryError, FileExistsError, PermissionError) as exc:
+        # a path the user gave that cannot hold what sept writes (e.g. a run root that is a file)
+        if exc.filename is None:
+            raise
+        print(f"sept {args.command}: error: cannot write {str(exc.filename)!r}: {_why(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `sept ... | head`: the reader left; not an error of ours
         sys.stderr.close()

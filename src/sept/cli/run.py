@@ -140,7 +140,7 @@ def _list_methods() -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from sept.cli.common import backbone_from_args, held_out_options, parse_key_values
+    from sept.cli.common import backbone_from_args, backbone_options_from_args, held_out_options
     from sept.data.registry import open_dataset
     from sept.errors import SeptError
     from sept.methods.registry import parse_method
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         config_file=args.config,
         settings={
             "backbone": args.backbone,
-            "backbone_options": parse_key_values(args.backbone_opt, "--backbone-opt"),
+            "backbone_options": backbone_options_from_args(args),
         },
         overrides=args.overrides,
         with_replacement=args.with_replacement,

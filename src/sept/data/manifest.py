@@ -3,17 +3,22 @@ reused by every method.
 
 A manifest lives at ``<run_root>/manifests/<dataset>/fold-<k>/k<K>-seed<s>-<subset>.json`` (``fold-none``
 for a single split, ``-repl`` appended when drawn with replacement). It lists the chosen relpaths and
-class names with the parameters and a hash of the train list they were drawn from. An existing
-manifest whose parameters match is reused, never redrawn; one that disagrees raises
-:class:`DataError` rather than silently changing the shots. A held-out test split
-(:func:`held_out_split`, ``--test-fraction F --split-seed S``) lives at
+class names with the parameters, a hash of the train list they were drawn from, and a hash of all
+of that (``hash``), so an edited or damaged file is noticed. An existing manifest whose parameters
+match is reused, never redrawn; one that disagrees raises :class:`DataError` rather than silently
+changing the shots. A damaged one (not JSON, malformed, its hash not matching its content, or not K
+clips per class) is never used: it is drawn again, with a warning (the sampler is deterministic, so
+the draw gives the same shots while the train list is unchanged), and rewritten. A held-out test
+split (:func:`held_out_split`, ``--test-fraction F --split-seed S``) lives at
 ``<run_root>/manifests/<dataset>/test-split-f<F>-seed<S>.json``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -26,6 +31,8 @@ from sept.errors import DataError
 from sept.utils.atomic import atomic_write_json
 from sept.utils.hashing import hash_json
 from sept.utils.paths import safe_name
+
+log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
 #: how the shots were drawn (bump if the sampler changes, so old manifests are never misread)
@@ -69,10 +76,28 @@ class Manifest:
         return {k: d[k] for k in _PARAMS}
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON record, with ``hash``: :func:`content_hash` of the rest."""
         d = asdict(self)
         d["classnames"] = list(self.classnames)
         d["items"] = [{"path": p, "classname": c} for p, c in self.items]
+        d["hash"] = content_hash(d)
         return d
+
+    def problems(self) -> list[str]:
+        """Why the items cannot be this sample: a class without exactly ``shots`` items, an item of
+        a class not sampled, or a clip drawn twice without replacement."""
+        counts = Counter(c for _, c in self.items)
+        out = [
+            f"class {c!r} has {counts[c]} item(s), not {self.shots}"
+            for c in self.classnames
+            if counts[c] != self.shots
+        ]
+        foreign = sorted(set(counts) - set(self.classnames))
+        if foreign:
+            out.append(f"items of class(es) not sampled: {', '.join(map(repr, foreign))}")
+        if not self.with_replacement and len(set(self.items)) != len(self.items):
+            out.append("a clip is listed twice (drawn without replacement)")
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "<manifest>") -> Manifest:
@@ -84,7 +109,7 @@ class Manifest:
                 seed=int(d["seed"]),
                 subset=str(d["subset"]),
                 classnames=tuple(str(c) for c in d["classnames"]),
-                with_replacement=bool(d["with_replacement"]),
+                with_replacement=_bool(d["with_replacement"]),
                 pool_hash=str(d["pool_hash"]),
                 items=tuple((str(i["path"]), str(i["classname"])) for i in d["items"]),
                 version=int(d["version"]),
@@ -92,6 +117,12 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"manifest {where} is malformed: {type(exc).__name__}: {exc}") from exc
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"with_replacement must be true or false, got {value!r}")
+    return value
 
 
 def manifest_path(
@@ -109,9 +140,46 @@ def manifest_path(
     return Path(run_root) / "manifests" / safe_name(dataset) / fold_dir / f"{stem}.json"
 
 
+def content_hash(record: dict[str, Any]) -> str:
+    """Hash of a manifest record without its ``hash`` key (parameters, pool hash and items)."""
+    return hash_json({k: v for k, v in record.items() if k != "hash"})
+
+
+class DamagedManifestError(DataError):
+    """A manifest file that cannot be trusted: unreadable, malformed, edited or not K per class."""
+
+
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and check a manifest; :class:`DamagedManifestError` names the file and what is wrong.
+
+    A manifest written before manifests carried a ``hash`` is checked for K clips per class only.
+    """
     path = Path(path)
-    return Manifest.from_dict(_read_json(path), repr(str(path)))
+    where = repr(str(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"cannot read manifest {where}: {exc.strerror or exc}") from exc
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deeply
+        raise DamagedManifestError(
+            f"manifest {where} is not valid JSON: {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(data, dict):
+        raise DamagedManifestError(f"manifest {where} is not a JSON object")
+    if "hash" in data and data["hash"] != content_hash(data):
+        raise DamagedManifestError(
+            f"manifest {where} was edited or damaged: its content does not match its hash"
+        )
+    try:
+        manifest = Manifest.from_dict(data, where)
+    except DataError as exc:
+        raise DamagedManifestError(str(exc)) from None
+    problems = manifest.problems()
+    if problems:
+        raise DamagedManifestError(
+            f"manifest {where} is not {manifest.shots} shots per class: {'; '.join(problems)}"
+        )
+    return manifest
 
 
 def _pool_hash(clips: Iterable[Clip], classes: set[str]) -> str:
@@ -146,8 +214,13 @@ def few_shot_manifest(
         pool_hash=pool_hash,
         items=(),
     )
+    existing = None
     if path.exists():
-        existing = read_manifest(path)
+        try:
+            existing = read_manifest(path)
+        except DamagedManifestError as exc:
+            log.warning("%s; drawing it again (same shots while the train list is unchanged)", exc)
+    if existing is not None:
         diff = {k: (v, wanted.params()[k]) for k, v in existing.params().items() if v != wanted.params()[k]}
         if diff:
             listing = "; ".join(f"{k}: file has {a!r}, asked {b!r}" for k, (a, b) in diff.items())

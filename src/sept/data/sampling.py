@@ -58,6 +58,10 @@ def resolve_subset(classnames: Sequence[str], subset: str | Iterable[str] = "all
     return f"classes-{hash_json(chosen)[:12]}", chosen
 
 
+#: largest seed accepted anywhere (runs, grids, samplers): the int64 range torch and numpy seed from
+MAX_SEED = 2**63 - 1
+
+
 def stable_seed(*parts: Any) -> int:
     """A 64-bit integer from JSON-able ``parts``, equal in every process (unlike ``hash()``)."""
     return int(hash_json(list(parts))[:16], 16)
@@ -91,8 +95,8 @@ def sample_few_shot(
 
     if shots < 1:
         raise DataError(f"shots must be >= 1, got {shots}")
-    if seed < 0:
-        raise DataError(f"seed must be >= 0, got {seed}")
+    if not 0 <= seed <= MAX_SEED:
+        raise DataError(f"seed must be between 0 and {MAX_SEED} (2**63 - 1), got {seed}")
     pools = {c: _candidates(clips, c) for c in sorted(set(classnames))}
     empty = [c for c, pool in pools.items() if not pool]
     if empty:

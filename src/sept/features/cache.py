@@ -4,11 +4,15 @@ Layout: ``<root>/<backbone identity>/<key[:2]>/<key>.npy`` where the key hashes 
 bytes, so a renamed file is a hit and an edited file is a miss; the identity (see
 :attr:`sept.backbones.Backbone.identity`) changes with the weights and the preprocessing settings.
 Entries are written atomically (temporary file + rename), so a killed process never leaves a
-half-written entry, and read with ``allow_pickle=False``. They are not fsynced one by one (that
-cost a fifth of the extraction throughput): a cache is derived data, so after an operating-system
-crash an entry may be missing, empty or torn, and every read checks it (a valid ``.npy`` header,
-one finite vector of unit norm, as every backbone's features are). An entry that fails a check
-counts as a miss, with a warning, and is recomputed and rewritten.
+half-written entry, and read with ``allow_pickle=False``. Each entry is a plain ``.npy`` followed by
+a trailer (:data:`CHECKSUM_MAGIC` and the blake2b digest of the ``.npy`` bytes), which ``np.load``
+ignores. They are not fsynced one by one (that cost a fifth of the extraction throughput): a cache
+is derived data, so after an operating-system crash an entry may be missing, empty or torn, and
+every read checks it (the checksum, a valid ``.npy`` header, one finite vector of unit norm and of
+the backbone's dimension). An entry that fails a check (torn, edited, or written before entries
+carried a checksum) counts as a miss, with a warning, and is recomputed and rewritten.
+Before computing an entry a process claims it (:meth:`FeatureCache.claim`), so that a second
+process waits for it and reads it instead of computing it again.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sept.features.claims import Claim, claim
 from sept.utils.atomic import atomic_write_bytes, atomic_write_json
+from sept.utils.hashing import hash_bytes
 from sept.utils.paths import cache_root
 
 log = logging.getLogger(__name__)
@@ -28,6 +34,13 @@ log = logging.getLogger(__name__)
 #: largest accepted | ||v||^2 - 1 | of a cached vector (features are L2-normalised; float32 rounding
 #: stays far below this, a torn or zeroed entry far above)
 UNIT_NORM_TOLERANCE = 1e-3
+#: marks the checksum trailer after an entry's ``.npy`` bytes (followed by a 16-byte digest)
+CHECKSUM_MAGIC = b"SEPTSUM1"
+_TRAILER = len(CHECKSUM_MAGIC) + 16
+
+
+def _checksum(npy: bytes) -> bytes:
+    return bytes.fromhex(hash_bytes(npy))
 
 
 def default_cache_dir() -> Path:
@@ -36,10 +49,20 @@ def default_cache_dir() -> Path:
 
 
 class FeatureCache:
-    """Feature vectors [D] (float32) by content key, for one backbone identity."""
+    """Feature vectors [D] (float32) by content key, for one backbone identity.
 
-    def __init__(self, root: str | os.PathLike[str], identity: str, settings: dict | None = None) -> None:
+    ``dim``: the backbone's feature dimension D; an entry of another length is a miss.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        identity: str,
+        settings: dict | None = None,
+        dim: int | None = None,
+    ) -> None:
         self.dir = Path(root) / identity
+        self.dim = dim
         self.dir.mkdir(parents=True, exist_ok=True)
         info = self.dir / "identity.json"
         if settings is not None and not info.exists():
@@ -52,19 +75,39 @@ class FeatureCache:
         """The cached vector [D] or None (missing or unreadable entry)."""
         path = self._path(key)
         try:
-            vec = np.load(path, allow_pickle=False)
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            log.warning("ignoring unreadable cache entry %s (%s); it will be recomputed", path, exc)
+            return None
+        npy, trailer = raw[:-_TRAILER], raw[-_TRAILER:]
+        if len(raw) < _TRAILER or trailer[: len(CHECKSUM_MAGIC)] != CHECKSUM_MAGIC:
+            log.warning("ignoring cache entry %s without a checksum; it will be recomputed", path)
+            return None
+        if _checksum(npy) != trailer[len(CHECKSUM_MAGIC) :]:
+            log.warning("ignoring cache entry %s: its checksum does not match; it will be recomputed", path)
+            return None
+        try:
+            buffer = io.BytesIO(npy)
+            vec = np.load(buffer, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             log.warning("ignoring unreadable cache entry %s (%s); it will be recomputed", path, exc)
             return None
         if (
             vec.ndim != 1
             or vec.dtype != np.float32
+            or (self.dim is not None and vec.shape[0] != self.dim)
             or not np.isfinite(vec).all()
             or abs(float(vec @ vec) - 1.0) > UNIT_NORM_TOLERANCE
         ):
-            log.warning("ignoring malformed cache entry %s; it will be recomputed", path)
+            log.warning(
+                "ignoring malformed cache entry %s (%s %s, expected float32 (%s,) of unit norm); it will be recomputed",
+                path,
+                vec.dtype,
+                vec.shape,
+                self.dim if self.dim is not None else "D",
+            )
             return None
         return vec
 
@@ -72,7 +115,13 @@ class FeatureCache:
         """Store the unit vector ``vec`` [D] atomically (concurrent writers of the same key are safe)."""
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(vec, dtype=np.float32), allow_pickle=False)
-        atomic_write_bytes(self._path(key), buffer.getvalue(), durable=False)
+        npy = buffer.getvalue()
+        atomic_write_bytes(self._path(key), npy + CHECKSUM_MAGIC + _checksum(npy), durable=False)
+
+    def claim(self, key: str, wait: bool = False) -> Claim | None:
+        """Claim ``key`` before computing it (see :mod:`sept.features.claims`): None when another
+        process (or thread) holds it and ``wait`` is False."""
+        return claim(self.dir / "claims" / key, wait)
 
     def __len__(self) -> int:
         return sum(1 for _ in self.dir.glob("*/*.npy"))

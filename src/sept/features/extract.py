@@ -5,6 +5,9 @@ patches) run in a thread pool (soundfile, soxr, numpy and torch release the GIL)
 the model; only a bounded number of batches is decoded ahead, so memory does not grow with
 the dataset. Cache entries are written by a background thread, also overlapped with
 the model; features are cached batch by batch, so an interrupted run resumes where it stopped.
+A cache miss is claimed before it is computed (:mod:`sept.features.claims`); a clip whose entry
+another process (or thread) has claimed is set aside and, once this call holds no claim of its own,
+waited for and read from the cache, so two processes sharing a cache never compute an entry twice.
 """
 
 from __future__ import annotations
@@ -22,18 +25,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sept.audio.io import cannot_read, decode_audio
+from sept.audio.io import cannot_read
 from sept.audio.ranged import load_window
 from sept.backbones.base import Backbone
 from sept.data.clips import Clip
 from sept.errors import AudioDecodeError
 from sept.features.cache import FeatureCache, default_cache_dir
+from sept.features.claims import Claim
 from sept.utils.hashing import hash_bytes, hash_file
 
 log = logging.getLogger(__name__)
 
 OnBadAudio = Literal["skip", "fail"]
-#: files larger than this are hashed in chunks and decoded only where the window keeps them
+#: files larger than this are hashed in chunks instead of being read into memory (any file longer
+#: than the window, whatever its size, is decoded only where the window keeps it)
 LONG_FILE_BYTES = 32 << 20
 
 
@@ -60,14 +65,20 @@ class _Loaded:
     cached: np.ndarray | None = None
     inputs: Any = None  # the audio tower's input (Backbone.audio_inputs)
     error: str | None = None
+    claim: Claim | None = None  # held while this clip's entry is computed and written
+    deferred: bool = False  # another holder claimed the entry: wait for it once we hold no claim
 
 
-def _load_one(index: int, clip: Clip, backbone: Backbone, cache: FeatureCache | None) -> _Loaded:
-    """Read, hash, look up the cache; on a miss decode, fit and compute the tower's input.
+def _load_one(
+    index: int, clip: Clip, backbone: Backbone, cache: FeatureCache | None, wait: bool = False
+) -> _Loaded:
+    """Read, hash, look up the cache; on a miss claim the entry, decode, fit and compute the
+    tower's input. A miss claimed by another holder comes back ``deferred`` (with ``wait``: the
+    claim is waited for, then the cache read again).
 
-    A file over :data:`LONG_FILE_BYTES` is hashed in chunks and only the span the backbone's
-    window keeps is decoded (:func:`~sept.audio.ranged.load_window`), so memory does not grow
-    with the length of a recording.
+    A file over :data:`LONG_FILE_BYTES` is hashed in chunks (not held in memory), and any file
+    longer than the backbone's window is decoded only where the window keeps it
+    (:func:`~sept.audio.ranged.load_window`), so memory does not grow with the length of a recording.
     """
     path = Path(clip.path)
     try:
@@ -75,47 +86,93 @@ def _load_one(index: int, clip: Clip, backbone: Backbone, cache: FeatureCache | 
         key = hash_file(path) if data is None else hash_bytes(data)
     except OSError as exc:
         return _Loaded(index, "", error=cannot_read(path, exc).reason)
+    claim = None
     if cache is not None:
         vec = cache.get(key)
+        if vec is None:
+            claim = cache.claim(key, wait)
+            if claim is None:
+                return _Loaded(index, key, deferred=True)
+            vec = cache.get(key)  # written by the holder we may have waited for
         if vec is not None:
+            if claim is not None:
+                claim.release()
             return _Loaded(index, key, cached=vec)
     try:
-        if data is None:
-            wave = load_window(path, backbone.sample_rate, backbone.window)
-        else:
-            wave = decode_audio(data, backbone.sample_rate, clip.path)
+        # only the span the window keeps is decoded when the file (by bytes or by decoded
+        # length: a 2-hour silent FLAC is a megabyte) is longer than the window
+        wave = load_window(path, backbone.sample_rate, backbone.window, data=data)
+        inputs = backbone.audio_inputs(backbone.prepare_audio(wave))
     except AudioDecodeError as exc:
+        if claim is not None:
+            claim.release()
         return _Loaded(index, key, error=exc.reason)
-    return _Loaded(index, key, inputs=backbone.audio_inputs(backbone.prepare_audio(wave)))
+    except BaseException:
+        if claim is not None:
+            claim.release()
+        raise
+    return _Loaded(index, key, inputs=inputs, claim=claim)
+
+
+def _release(items: Sequence[_Loaded]) -> None:
+    """Release the claims ``items`` still hold (work abandoned by an error)."""
+    for item in items:
+        if item.claim is not None:
+            item.claim.release()
+            item.claim = None
+
+
+def _load_chunk(
+    indices: range, clips: Sequence[Clip], backbone: Backbone, cache: FeatureCache | None
+) -> list[_Loaded]:
+    loaded: list[_Loaded] = []
+    try:
+        for i in indices:
+            loaded.append(_load_one(i, clips[i], backbone, cache))
+    except BaseException:
+        _release(loaded)
+        raise
+    return loaded
 
 
 def _prefetch(
     clips: Sequence[Clip], backbone: Backbone, cache: FeatureCache | None, workers: int, chunk: int
 ) -> Iterator[list[_Loaded]]:
-    """Yield chunks of loaded clips in order, keeping at most ``2 * workers`` chunks in flight."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sept-decode") as pool:
-        pending: deque[Future[list[_Loaded]]] = deque()
-        starts = iter(range(0, len(clips), chunk))
+    """Yield chunks of loaded clips in order, keeping at most ``2 * workers`` chunks in flight.
 
-        def submit_next() -> None:
-            start = next(starts, None)
-            if start is not None:
-                part = range(start, min(start + chunk, len(clips)))
-                pending.append(
-                    pool.submit(lambda r=part: [_load_one(i, clips[i], backbone, cache) for i in r])
-                )
+    Chunks loaded but never yielded (the caller stopped on an error) have their claims released.
+    """
+    pending: deque[Future[list[_Loaded]]] = deque()
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sept-decode") as pool:
+            starts = iter(range(0, len(clips), chunk))
 
-        for _ in range(2 * workers):
-            submit_next()
-        while pending:
-            done = pending.popleft().result()
-            submit_next()
-            yield done
+            def submit_next() -> None:
+                start = next(starts, None)
+                if start is not None:
+                    part = range(start, min(start + chunk, len(clips)))
+                    pending.append(pool.submit(_load_chunk, part, clips, backbone, cache))
+
+            for _ in range(2 * workers):
+                submit_next()
+            while pending:
+                done = pending.popleft().result()
+                submit_next()
+                yield done
+    finally:  # the pool has shut down: every pending future is finished or cancelled
+        for future in pending:
+            if not future.cancelled() and future.exception() is None:
+                _release(future.result())
 
 
-def _put_all(cache: FeatureCache, entries: list[tuple[str, np.ndarray]]) -> None:
-    for key, vec in entries:
-        cache.put(key, vec)
+def _put_all(cache: FeatureCache, entries: list[tuple[str, np.ndarray]], claims: list[Claim]) -> None:
+    """Write the entries, then release their claims (a waiting process then finds them)."""
+    try:
+        for key, vec in entries:
+            cache.put(key, vec)
+    finally:
+        for held in claims:
+            held.release()
 
 
 def default_workers() -> int:
@@ -150,7 +207,9 @@ def extract_features(
     cache = None
     if use_cache:
         settings = {"backbone": backbone.name, **backbone.identity_settings()}
-        cache = FeatureCache(cache_dir or default_cache_dir(), backbone.identity, settings)
+        cache = FeatureCache(
+            cache_dir or default_cache_dir(), backbone.identity, settings, backbone.embed_dim
+        )
     # rows are written in place as batches finish: memory holds the features once, never a list
     # of per-clip arrays plus a stacked copy
     out = np.empty((len(clips) if keep_features else 0, backbone.embed_dim), dtype=np.float32)
@@ -170,44 +229,74 @@ def extract_features(
         nonlocal computed
         if not todo:
             return
-        with torch.inference_mode():
-            feats = backbone.embed_audio_inputs([item.inputs for item in todo]).float().cpu().numpy()
-        entries: list[tuple[str, np.ndarray]] = []
-        for item, vec in zip(todo, feats, strict=True):
-            if not np.isfinite(vec).all():  # e.g. samples near the float32 limit overflow a mel filter
-                skip(item.index, "the audio tower gave non-finite features (NaN or inf) for it")
-                continue
-            filled[item.index] = True
-            if keep_features:
-                out[item.index] = vec
-            entries.append((item.key, vec))
-            computed += 1
+        claims = [item.claim for item in todo if item.claim is not None]
+        for item in todo:
+            item.claim = None  # handed to the writer, which releases them after writing
+        try:
+            with torch.inference_mode():
+                feats = backbone.embed_audio_inputs([item.inputs for item in todo]).float().cpu().numpy()
+            entries: list[tuple[str, np.ndarray]] = []
+            for item, vec in zip(todo, feats, strict=True):
+                if not np.isfinite(vec).all():  # the audio tower overflowed on this clip
+                    skip(item.index, "the audio tower gave non-finite features (NaN or inf) for it")
+                    continue
+                filled[item.index] = True
+                if keep_features:
+                    out[item.index] = vec
+                entries.append((item.key, vec))
+                computed += 1
+        except BaseException:
+            for held in claims:
+                held.release()
+            raise
         todo.clear()
-        if cache is not None and entries:
-            writes.append(writer.submit(_put_all, cache, entries))
+        if cache is not None and (entries or claims):
+            writes.append(writer.submit(_put_all, cache, entries, claims))
         while writes and (writes[0].done() or len(writes) > 4):
             writes.popleft().result()  # re-raises a failed write (e.g. a full disk)
 
-    bar = tqdm(total=len(clips), desc=f"embed [{backbone.name}]", unit="clip", disable=not progress)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sept-cache-write") as writer:
-        for chunk in _prefetch(clips, backbone, cache, workers or default_workers(), batch_size):
-            for item in chunk:
-                if item.error is not None:
-                    skip(item.index, item.error)
-                elif item.cached is not None:
-                    filled[item.index] = True
-                    if keep_features:
-                        out[item.index] = item.cached
-                    item.cached = None
-                    hits += 1
-                else:
-                    todo.append(item)
-                    if len(todo) >= batch_size:
-                        flush()
-            bar.update(len(chunk))
+    def take(item: _Loaded) -> None:
+        nonlocal hits
+        if item.error is not None:
+            skip(item.index, item.error)
+        elif item.cached is not None:
+            filled[item.index] = True
+            if keep_features:
+                out[item.index] = item.cached
+            item.cached = None
+            hits += 1
+        elif item.deferred:
+            deferred.append(item.index)
+        else:
+            todo.append(item)
+            if len(todo) >= batch_size:
+                flush()
+
+    def drain() -> None:
         flush()
         while writes:
             writes.popleft().result()
+
+    deferred: list[int] = []  # clips whose entries other holders were computing
+    current: list[_Loaded] = []  # the items being taken (their claims are released on an error)
+    bar = tqdm(total=len(clips), desc=f"embed [{backbone.name}]", unit="clip", disable=not progress)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sept-cache-write") as writer:
+        try:
+            for chunk in _prefetch(clips, backbone, cache, workers or default_workers(), batch_size):
+                current = chunk
+                for item in chunk:
+                    take(item)
+                bar.update(len(chunk))
+            drain()
+            # every claim of ours is released now, so waiting cannot deadlock with another process
+            # waiting for ours; an entry its holder did not write (it died) is computed here, one
+            # at a time so that no claim is held while waiting for the next
+            for index in deferred:
+                current = [_load_one(index, clips[index], backbone, cache, wait=True)]
+                take(current[0])
+                drain()
+        finally:
+            _release([*todo, *current])  # an error before their batch was embedded
     bar.close()
     kept = np.flatnonzero(filled).tolist()
     if not keep_features:

@@ -47,7 +47,7 @@ class AnswerCache:
         except FileNotFoundError:
             self.misses += 1
             return None
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or not UTF-8
             log.warning("ignoring unreadable cache entry %s: %s", path, exc)
             self.misses += 1
             return None

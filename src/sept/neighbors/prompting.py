@@ -173,9 +173,12 @@ def parse_json_answer(text: str | None, classname: str) -> ParsedAnswer:
     if not text or not text.strip():
         raise AnswerParseError("empty answer")
     body = _strip_fences(text)
-    candidates = _json_candidates(body)
-    for obj in candidates:
-        phrases = _phrases_of(obj, classname)
+    try:
+        candidates = _json_candidates(body)
+        found = [(obj, _phrases_of(obj, classname)) for obj in candidates]
+    except RecursionError:
+        raise AnswerParseError("answer is JSON nested too deeply") from None
+    for _obj, phrases in found:
         if phrases:
             note = "" if body.strip().startswith(("{", "[")) else "JSON found inside surrounding text"
             return ParsedAnswer(phrases, note)

@@ -160,11 +160,19 @@ def read_json(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise NeighborFileError(f"cannot read neighbour file {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise NeighborFileError(
+            f"neighbour file {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise NeighborFileError(
             f"neighbour file {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise NeighborFileError(
+            f"neighbour file {str(path)!r} is nested too deeply (a neighbour file is an object of lists)"
         ) from None
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from sept.data.clips import Clip
+from sept.data.sampling import MAX_SEED
 from sept.errors import ConfigError, DataError
 from sept.runs.layout import CHECKPOINT_FILE, PROMPT_FILE
 from sept.utils.phases import phase
@@ -271,8 +272,10 @@ class ProtocolSettings:
             raise ConfigError(f"run root {str(self.run_root)!r} is a file, not a folder")
         if self.shots < 1:
             raise ConfigError(f"shots must be >= 1, got {self.shots}")
-        if not list(self.seeds) or min(self.seeds) < 0:
-            raise ConfigError(f"seeds must be a non-empty list of integers >= 0, got {list(self.seeds)}")
+        if not list(self.seeds) or min(self.seeds) < 0 or max(self.seeds) > MAX_SEED:
+            raise ConfigError(
+                f"seeds must be a non-empty list of integers >= 0 and <= {MAX_SEED}, got {list(self.seeds)}"
+            )
         self.overrides = list(self.overrides)
         self.method_overrides = list(self.method_overrides)
 

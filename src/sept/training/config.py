@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sept.backbones.registry import DEFAULT_BACKBONE
+from sept.backbones.registry import DEFAULT_BACKBONE, check_backbone_options
+from sept.data.sampling import MAX_SEED
 from sept.errors import ConfigError
 from sept.methods.options import option, options_from_dict, options_to_dict
 from sept.methods.registry import MethodSpec, component_class, list_components, parse_method
@@ -96,7 +97,7 @@ class OptimConfig:
 class GeneralConfig:
     """Run-level settings (top-level keys)."""
 
-    seed: int = option(0, "seed of parameter init, batch order and any sampling", ge=0)
+    seed: int = option(0, "seed of parameter init, batch order and any sampling", ge=0, le=MAX_SEED)
     backbone: str = option(DEFAULT_BACKBONE, "backbone name (sept.backbones.list_backbones())")
     backbone_options: dict[str, Any] = field(
         default_factory=dict, metadata={"doc": "options of the backbone, e.g. model=<path>"}
@@ -248,6 +249,7 @@ class _Tree:
             "regularizers": {},
             "head": {},
         }
+        self.option_sources: dict[str, str] = {}  # backbone option -> where it was set
         self.targets = {
             "optim": _field_names(OptimConfig),
             "learner": _field_names(_options_cls("learner", spec.learner)),
@@ -310,8 +312,10 @@ class _Tree:
                     if not isinstance(value, Mapping):
                         raise ConfigError(f"{source}: backbone_options must be a mapping, got {value!r}")
                     opts.update(value)
+                    self.option_sources.update(dict.fromkeys(map(str, value), source))
                 else:
                     opts[name.split(".", 1)[1]] = value
+                    self.option_sources[name.split(".", 1)[1]] = source
                 return
             self.data["general"][name] = value
             return
@@ -336,12 +340,14 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A YAML (or JSON) mapping of config sections; :class:`ConfigError` names the file on failure."""
     import yaml
 
+    from sept.utils.yaml_load import safe_load
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
     if data is None:
@@ -357,11 +363,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     """``"optim.lr=0.01"`` -> ``("optim.lr", 0.01)`` (the value parsed as YAML)."""
     import yaml
 
+    from sept.utils.yaml_load import safe_load
+
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
@@ -408,6 +416,7 @@ def resolve_config(
         key, value = parse_override(text)
         tree.set(key, value, f"--set {text!r}", strict=True)
         _check_known(tree, key, f"--set {text!r}")
+    _check_backbone_options(tree)
     return _build(spec, protocol, tree.data, "config")
 
 
@@ -415,6 +424,16 @@ def override_applies(method: str, key: str) -> bool:
     """Whether ``--set key=...`` names a component that ``method`` has (an unknown key raises)."""
     tree = _Tree(parse_method(method))
     return tree._route(key, f"--set {key!r}") is not None
+
+
+def _check_backbone_options(tree: _Tree) -> None:
+    """Every backbone option must be one the final backbone takes; the error names where it was set."""
+    general = tree.data["general"]
+    backbone = general.get("backbone", DEFAULT_BACKBONE)
+    if not isinstance(backbone, str):
+        return  # _build reports the type
+    for key, value in general.get("backbone_options", {}).items():
+        check_backbone_options(backbone, {key: value}, tree.option_sources.get(key, "settings"))
 
 
 def _check_known(tree: _Tree, key: str, source: str) -> None:

@@ -79,7 +79,7 @@ def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scal
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The CPU generator of one epoch: batch order and any sampling in the losses."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**64)  # any int64 seed
 
 
 def build_optimizer(method: ComposedMethod, optim: OptimConfig) -> torch.optim.Optimizer:

@@ -18,6 +18,7 @@ from typing import Any
 from sept.neighbors.errors import NeighborGenerationError
 from sept.neighbors.prompting import COMPLETION_TEMPLATE, Request, completion_prompt, parse_list_completion
 from sept.neighbors.schema import Provenance, today
+from sept.utils.load_errors import load_failure
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class HFSource:
             self.model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **extra)
         except (OSError, ValueError, ImportError, pickle.UnpicklingError) as exc:
             raise NeighborGenerationError(
-                f"cannot load causal LM {config.model!r}{f' (gguf file {gguf!r})' if gguf else ''}: {exc}"
+                f"cannot load causal LM {config.model!r}{f' (gguf file {gguf!r})' if gguf else ''}: {load_failure(exc)}"
             ) from None
         self.model.to(config.device).eval()
         separate = gguf is not None and config.gguf_file is not None  # folder + file name given apart

@@ -33,6 +33,7 @@ from sept.neighbors.prompting import (
     parse_json_answer,
 )
 from sept.neighbors.schema import Provenance, today
+from sept.utils.redact import Redactor, redact_logs, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +93,6 @@ def resolve_api_key(api_key_env: str, base_url: str) -> str:
     )
 
 
-class _Redactor:
-    def __init__(self, secrets: list[str]) -> None:
-        self._secrets = [s for s in secrets if s and s != PLACEHOLDER_KEY and len(s) >= 4]
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-
 class LLMSource:
     """Asks a chat model for phrases; see the module docstring for retries, caching and keys."""
 
@@ -120,7 +111,9 @@ class LLMSource:
         self.base_url = resolve_base_url(config.base_url)
         self.public_url = sanitize_url(self.base_url)
         key = resolve_api_key(config.api_key_env, self.base_url)
-        self._redact = _Redactor([key])
+        secrets = [key, *url_secrets(self.base_url)] if key != PLACEHOLDER_KEY else url_secrets(self.base_url)
+        self._redact = Redactor(secrets)
+        redact_logs(secrets)  # the HTTP client's request lines print the full URL
         self._client = openai.OpenAI(
             api_key=key, base_url=self.base_url, timeout=config.timeout, max_retries=0
         )
