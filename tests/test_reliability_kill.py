@@ -112,7 +112,7 @@ def test_sept_run_survives_sigkill_and_resumes_to_identical_results(assets, tmp_
     final = run_sept(run_args(assets, got))
     assert final.returncode == 0, final.stderr
     assert corrupt == [] and validate_tree(got).corrupt == []
-    ref_results = sorted((ref / "runs").rglob("coop/**/results.json"))
+    ref_results = sorted((ref / "runs").rglob("coop@*/**/results.json"))
     assert len(ref_results) == 2
     for path in ref_results:
         rel = path.relative_to(ref / "runs")
