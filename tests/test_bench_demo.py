@@ -1,43 +1,68 @@
-"""The demo's data: us8k-mini when present, else General MIDI instruments (MIDI writer, fluidsynth render)."""
+"""The demo's data and grid: General MIDI instruments (notes, MIDI writer, fluidsynth render) and us8k-mini."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from sept.bench.cells import expand
-from sept.demo.gm import FAMILIES, SAMPLE_RATE, _midi_file, _phrase, find_soundfont, render_gm_dataset
-from sept.demo.run import DEMO_GRID, demo_dataset, demo_grid
-from sept.errors import DataError
+from sept.demo.gm import (
+    INSTRUMENTS,
+    SAMPLE_RATE,
+    TEST_FOLD,
+    TRAIN_FOLD,
+    _midi_file,
+    find_soundfont,
+    fold_notes,
+    phrase,
+    render_gm_dataset,
+)
+from sept.demo.run import DEMO_GRID, demo_datasets, demo_grid
+from sept.errors import DataError, UnknownNameError
+
+
+def test_instrument_classes_have_readable_distinct_names_and_valid_programs():
+    assert len(INSTRUMENTS) >= 30
+    assert len({i.program for i in INSTRUMENTS.values()}) == len(INSTRUMENTS)
+    for name, inst in INSTRUMENTS.items():
+        assert name == name.lower().strip() and all(w.isalpha() for w in name.split())
+        assert 0 <= inst.program <= 127 and 0 <= inst.low < inst.high <= 127
+
+
+def test_train_and_test_notes_are_disjoint_and_phrases_stay_in_them():
+    rng = np.random.default_rng(0)
+    for inst in INSTRUMENTS.values():
+        train, test = fold_notes(inst, TRAIN_FOLD), fold_notes(inst, TEST_FOLD)
+        assert len(train) >= 5 and len(test) >= 5 and not set(train) & set(test)
+        assert set(train) | set(test) == set(range(inst.low, inst.high + 1))
+        for pool in (train, test):
+            notes = phrase(rng, pool)
+            assert 1 <= len(notes) <= 4 and {n for _, _, n, _ in notes} <= set(pool)
+            assert all(0 < start and start + dur <= 2.0 and 60 <= vel <= 120 for start, dur, _, vel in notes)
 
 
 def test_midi_file_holds_every_clip_in_its_slot(tmp_path):
     mido = pytest.importorskip("mido")
     rng = np.random.default_rng(0)
-    clips = [(program, _phrase(rng, FAMILIES["guitar"])) for program in (24, 25, 26)]
+    pool = fold_notes(INSTRUMENTS["banjo"], TRAIN_FOLD)
+    clips = [(program, phrase(rng, pool)) for program in (24, 25, 26)]
     _midi_file(tmp_path / "g.mid", clips)
     song = mido.MidiFile(str(tmp_path / "g.mid"))
     msgs = [m for m in song if not m.is_meta]
     assert [m.program for m in msgs if m.type == "program_change"] == [24, 25, 26]
     ons = [m for m in msgs if m.type == "note_on"]
-    assert len(ons) == sum(len(notes) for _, notes in clips)
-    assert all(FAMILIES["guitar"].low <= m.note <= FAMILIES["guitar"].high + 7 for m in ons)
-    assert song.length == pytest.approx(3 * 3.0, abs=0.01)  # three 3 s slots
+    assert [m.note for m in ons] == [n for _, notes in clips for _, _, n, _ in notes]
+    assert song.length == pytest.approx(3 * 2.5, abs=0.01)  # three 2.5 s slots
 
 
-def test_demo_uses_us8k_mini_when_the_data_root_has_it(tmp_path):
-    (tmp_path / "us8k-mini").mkdir()
-    (tmp_path / "us8k-mini" / "metadata.csv").write_text("path,fold,classname\n")
-    entry = demo_dataset(tmp_path, echo=lambda s: None)
-    assert entry == {"name": "us8k-mini", "root": str(tmp_path / "us8k-mini"), "folds": [2]}
-    grid = demo_grid(entry, tmp_path / "runs")
-    assert [m.name for m in grid.methods] == DEMO_GRID["methods"] and grid.seeds == (0, 1, 2)
-    assert grid.config == {}  # us8k-mini has its own shipped neighbour set
+def test_unknown_instrument_lists_the_valid_ones(tmp_path):
+    with pytest.raises(UnknownNameError, match="accordion"):
+        render_gm_dataset(tmp_path / "gm", classes=["kazoo"])
 
 
 def test_missing_soundfont_names_the_packages(tmp_path, monkeypatch):
@@ -47,37 +72,68 @@ def test_missing_soundfont_names_the_packages(tmp_path, monkeypatch):
         find_soundfont()
 
 
+def test_demo_grid_runs_seven_methods_on_both_datasets(tmp_path, monkeypatch):
+    (tmp_path / "us8k-mini").mkdir()
+    (tmp_path / "us8k-mini" / "metadata.csv").write_text("path,fold,classname\n")
+    monkeypatch.setattr(
+        "sept.demo.run.instrument_dataset", lambda echo: {"data": str(tmp_path / "gm-instruments.csv")}
+    )
+    entries = demo_datasets(tmp_path, echo=lambda s: None)
+    assert entries[1] == {"name": "us8k-mini", "root": str(tmp_path / "us8k-mini"), "folds": [2]}
+    grid = demo_grid(entries, tmp_path / "runs")
+    methods = [m.name for m in grid.methods]
+    assert methods == DEMO_GRID["methods"] and len(grid.seeds) >= 3
+    for host in ("coop", "kgcoop", "coop+dept"):
+        assert host in methods and f"{host}+sept" in methods
+    assert grid.config == {}  # each dataset's SEPT runs use the shipped set named after it
+    assert len(demo_datasets(None, echo=lambda s: None)) == 1  # no data root: the instruments only
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "done.json"
+    }
+
+
 @pytest.mark.skipif(
     shutil.which("fluidsynth") is None, reason="fluidsynth is not installed (make demo installs it)"
 )
-def test_rendered_instruments_are_a_usable_dataset(tmp_path, monkeypatch):
+def test_rendered_instruments_are_deterministic_decodable_and_cached(tmp_path, monkeypatch):
     try:
         find_soundfont()
     except DataError as exc:
         pytest.skip(str(exc))
-    out = render_gm_dataset(tmp_path / "gm", clips_per_class=4)
-    assert render_gm_dataset(tmp_path / "gm", clips_per_class=4) == out  # cached: no second render
+    from sept.audio.io import decode_audio
+
+    few = ["flute", "timpani", "distortion guitar"]
+    out = render_gm_dataset(tmp_path / "a", train_clips=2, test_clips=2, classes=few)
+    again = render_gm_dataset(tmp_path / "b", train_clips=2, test_clips=2, classes=few, workers=1)
+    assert _digest(out.parent) == _digest(again.parent)  # the same bytes from a second render
+    alone = render_gm_dataset(tmp_path / "c", train_clips=2, test_clips=2, classes=["timpani"])
+    audio = {k: v for k, v in _digest(alone.parent).items() if k.endswith(".flac")}
+    assert audio and audio.items() <= _digest(out.parent).items()  # a class's clips: its own seed
+
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 4 * len(FAMILIES)
-    assert {r["classname"] for r in rows} == set(FAMILIES)
-    assert {r["fold"] for r in rows} == {"1", "2"}
-    waves = {}
-    for r in rows[::4]:
-        wave, sr = sf.read(out.parent / r["path"])
-        assert sr == SAMPLE_RATE and wave.ndim == 1 and np.abs(wave).max() == pytest.approx(0.9, abs=0.01)
-        waves[r["classname"]] = wave
-    assert (
-        len({round(float(np.abs(np.fft.rfft(w)).argmax()), -1) for w in waves.values()}) > 3
-    )  # distinct sounds
-    # the demo's grid over it expands to 15 cells on fold 2 with the NSynth-family neighbour set
-    monkeypatch.setattr("sept.demo.gm.default_gm_folder", lambda: tmp_path / "gm")
-    entry = demo_dataset(None, echo=lambda s: None)
-    grid = demo_grid(entry, tmp_path / "runs")
-    assert grid.config == {"sept": {"neighbors": "NS-Instruments"}}
-    _, cells = expand(grid)
-    assert (
-        len(cells) == 15
-        and {c.fold for c in cells} == {2}
-        and {c.dataset_name for c in cells} == {"gm-instruments"}
-    )
-    assert Path(entry["data"]) == out
+    assert len(rows) == 4 * len(few) and {r["classname"] for r in rows} == set(few)
+    spectra = {}
+    for r in rows:
+        wave = decode_audio((out.parent / r["path"]).read_bytes(), SAMPLE_RATE, r["path"])
+        assert wave.shape == (2 * SAMPLE_RATE,) and np.abs(wave).max() == pytest.approx(0.9, abs=0.01)
+        spectra.setdefault(r["classname"], np.abs(np.fft.rfft(wave)))
+        assert int(r["program"]) == INSTRUMENTS[r["classname"]].program
+    for name in few:
+        played = {
+            fold: {int(n) for r in rows if (r["classname"], r["fold"]) == (name, fold) for n in r["notes"].split()}
+            for fold in ("1", "2")
+        }
+        assert played["1"] and played["2"] and not played["1"] & played["2"]
+    centroids = [float((s * np.arange(len(s))).sum() / s.sum()) for s in spectra.values()]
+    assert len({round(c, -2) for c in centroids}) == len(few)  # distinct sounds
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered again")
+
+    monkeypatch.setattr("sept.demo.gm._render", no_render)
+    assert render_gm_dataset(tmp_path / "a", train_clips=2, test_clips=2, classes=few) == out  # cached

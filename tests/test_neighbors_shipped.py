@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sept.demo.gm import INSTRUMENTS
 from sept.neighbors import list_shipped, load_neighbors, load_shipped, neighbors_for
 from sept.neighbors.validate import Rules, check_classes, class_names, normalize
 
@@ -37,6 +38,7 @@ EXPECTED = {
     "VocalSound": "Cough, Laughter, Sigh, Sneeze, Sniff, Throat clearing",
     "us8k-mini": URBAN.replace(" ", "_").replace(",_", ", "),
     "fsdd": "eight, five, four, nine, one, seven, six, three, two, zero",
+    "gm-instruments": ", ".join(INSTRUMENTS),  # the demo's rendered General MIDI instruments
 }
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -71,6 +73,19 @@ def test_no_phrase_names_another_class_of_the_set(name):
     for classname, phrases in ns.classes.items():
         clash = [p for p in phrases if names.get(normalize(p), classname) != classname]
         assert clash == [], (classname, clash)
+
+
+def test_instrument_phrases_never_contain_a_class_name():
+    """Stricter than the shared rule: no phrase holds any instrument's name (singular or plural) as a
+    run of words, so "a pipe organ" is fine but "a grand piano" would not be."""
+    ns = load_shipped("gm-instruments")
+    names = {normalize(c) for c in ns.classes}
+    for classname, phrases in ns.classes.items():
+        assert len(phrases) == 12, classname
+        for p in phrases:
+            words = f" {normalize(p)} "
+            hits = [n for n in names if f" {n} " in words or f" {n}s " in words]
+            assert hits == [], (classname, p, hits)
 
 
 def test_class_lists_match_benchmark_md():

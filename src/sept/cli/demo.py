@@ -1,4 +1,4 @@
-"""``sept demo``: the offline base-to-new demo on real audio, ending with the table and the HTML report."""
+"""``sept demo``: the offline base-to-new demo on real audio, ending with the story, the report and its time."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="run the offline demo benchmark (base-to-new, 5 methods, 3 seeds) and write its report",
-        description="Base-to-new on real audio with the offline backbone yamnet-minilm: us8k-mini from DATA_ROOT "
-        "when it is there (train fold 1, test fold 2), else General MIDI instruments rendered with fluidsynth. "
-        "Methods zeroshot, coop, coop+sept, kgcoop, kgcoop+sept; 16 shots; seeds 0 1 2. Finished runs are "
-        "reused; prints the tables and the path of the HTML report.",
+        help="run the offline demo benchmark (base-to-new, 7 methods, 3 seeds) and write its report",
+        description="Base-to-new on real audio with the offline backbone yamnet-minilm: 32 General MIDI "
+        "instruments rendered with fluidsynth (cached after the first render; train and test clips play "
+        "different notes) and us8k-mini from DATA_ROOT when it is there (train fold 1, test fold 2). Methods "
+        "zeroshot, coop, coop+sept, kgcoop, kgcoop+sept, coop+dept, coop+dept+sept with their reference "
+        "hyper-parameters; 4 shots; seeds 0 1 2. Finished runs are reused; prints the tables, one sentence "
+        "per dataset on the Base-New Tradeoff and SEPT, the path of the HTML report, and its own wall and "
+        "CPU time.",
     )
     p.add_argument(
         "--data-root",

@@ -27,6 +27,7 @@ from sept.errors import DataError
 from sept.report.aggregate import Group, average_over_datasets, group_runs, sept_host
 from sept.report.collect import METRICS, RunRecord, collect, find_results
 from sept.report.html import Figure, Section, render_page
+from sept.report.story import Story, tell
 from sept.report.tables import TITLES, Table, build_tables, method_order
 from sept.runs.layout import RESULTS_FILE
 from sept.utils.atomic import atomic_write_text
@@ -44,6 +45,8 @@ class Report:
     tables: list[Table]
     figures: list[Path] = field(default_factory=list)
     runs: int = 0
+    story: Story = field(default_factory=Story)
+    heatmaps: list[Path] = field(default_factory=list)  # Figure 1 of the story (CoOp vs CoOp+SEPT)
 
 
 def _slug(*parts: object) -> str:
@@ -176,6 +179,7 @@ def _geometry_figures(
                 f"figures/{heat.name}",
                 f"{dataset}, {host} vs {host}+sept ({where}): class-neighbour similarity",
                 wide=True,
+                key=("neighbours", dataset, host),
             )
         )
         figures.append(
@@ -250,7 +254,8 @@ def build_report(
         raise DataError(f"no finished run ({RESULTS_FILE}) under {str(run_root)!r}")
     out = Path(out_dir) if out_dir is not None else run_root / "report"
     groups = group_runs(records)
-    tables = build_tables(groups, records)
+    story = tell(groups)
+    tables = [t for t in (story.table(), *build_tables(groups, records)) if t is not None]
     for t in tables:
         atomic_write_text(out / "tables" / f"{t.key}.csv", t.to_csv())
         atomic_write_text(out / "tables" / f"{t.key}.tex", t.to_latex())
@@ -288,6 +293,8 @@ def build_report(
                     figures=geo,
                 )
             )
+    story_section = story.section(figures)
+    sections[:0] = [story_section] if story_section else []
     if skipped:
         sections.append(Section("Files left out", _skipped_intro(skipped), tables=[_skipped_html(skipped)]))
     backbones = sorted({r.backbone for r in records})
@@ -298,4 +305,5 @@ def build_report(
         "Accuracies in %, mean ± std over seeds (folds averaged first).",
     ]
     page = atomic_write_text(out / "report.html", render_page("sept benchmark report", meta, sections))
-    return Report(out, page, md, tables, [out / f.src for f in figures], len(records))
+    heatmaps = [out / f.src for f in story_section.figures] if story_section else []
+    return Report(out, page, md, tables, [out / f.src for f in figures], len(records), story, heatmaps)

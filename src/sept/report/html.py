@@ -27,11 +27,13 @@ figcaption { color: #555; font-size: .85rem; }
 
 @dataclass
 class Figure:
-    """A PNG file (path relative to the page) and its caption."""
+    """A PNG file (path relative to the page), its caption, and a ``key`` saying what it shows
+    (e.g. ``("neighbours", dataset, host)``) for sections that pick figures."""
 
     src: str
     caption: str
     wide: bool = False
+    key: tuple[str, ...] = ()
 
 
 @dataclass

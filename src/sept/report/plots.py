@@ -149,10 +149,10 @@ def neighbour_heatmaps(geo: TextGeometry, path: str | os.PathLike[str]) -> Path:
         image = ax.imshow(mat, cmap="viridis", vmin=vmin, vmax=vmax)
         ax.set_title(panel)
         ax.set_xticks(
-            range(c), labels if c <= 30 else [""] * c, rotation=60, ha="right", fontsize=8 if c <= 12 else 6
+            range(c), labels if c <= 40 else [""] * c, rotation=60, ha="right", fontsize=8 if c <= 12 else 6
         )
         ax.set_yticks(
-            range(c), labels if (c <= 30 and ax is axes[0][0]) else [""] * c, fontsize=8 if c <= 12 else 6
+            range(c), labels if (c <= 40 and ax is axes[0][0]) else [""] * c, fontsize=8 if c <= 12 else 6
         )
         ax.set_xlabel("neighbour phrases of class")
         if 0 < geo.n_base < c:

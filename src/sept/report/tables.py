@@ -31,9 +31,10 @@ TITLES = {"base2new": "Base-to-new", "fewshot": "Few-shot (all classes)", "xd": 
 
 @dataclass(frozen=True)
 class Delta:
-    """A difference in points (host+SEPT minus host)."""
+    """A difference in points (e.g. host+SEPT minus host); ``std``: its spread over seeds, if known."""
 
     value: float
+    std: float | None = None
 
 
 Value = str | int | Stat | Delta | None
@@ -57,7 +58,7 @@ class Table:
         if isinstance(v, Stat):
             return f"{v.mean:.2f}" if v.std is None else f"{v.mean:.2f} ± {v.std:.2f}"
         if isinstance(v, Delta):
-            return f"{v.value:+.2f}"
+            return f"{v.value:+.2f}" if v.std is None else f"{v.value:+.2f} ± {v.std:.2f}"
         return str(v)
 
     def _numeric(self, j: int) -> bool:
@@ -74,7 +75,11 @@ class Table:
         """Stats as two columns (``<name>``, ``<name> std``), full precision, no ± signs."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        stat_cols = {j for j in range(len(self.columns)) if any(isinstance(r[j], Stat) for r in self.rows)}
+        stat_cols = {
+            j
+            for j in range(len(self.columns))
+            if any(isinstance(r[j], Stat) or (isinstance(r[j], Delta) and r[j].std is not None) for r in self.rows)
+        }
         header = []
         for j, c in enumerate(self.columns):
             header += [c, f"{c} std"] if j in stat_cols else [c]
@@ -83,11 +88,11 @@ class Table:
             out: list[object] = []
             for j, v in enumerate(row):
                 if j in stat_cols:
-                    out += (
-                        [repr(v.mean), "" if v.std is None else repr(v.std)]
-                        if isinstance(v, Stat)
-                        else ["", ""]
-                    )
+                    if isinstance(v, Stat | Delta):
+                        mean = v.mean if isinstance(v, Stat) else v.value
+                        out += [repr(mean), "" if v.std is None else repr(v.std)]
+                    else:
+                        out += ["", ""]
                 elif isinstance(v, Delta):
                     out.append(repr(v.value))
                 else:
