@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sept.bench.cells import expand
 from sept.demo.gm import (
     INSTRUMENTS,
     SAMPLE_RATE,
@@ -43,7 +42,7 @@ def test_train_and_test_notes_are_disjoint_and_phrases_stay_in_them():
         for pool in (train, test):
             notes = phrase(rng, pool)
             assert 1 <= len(notes) <= 4 and {n for _, _, n, _ in notes} <= set(pool)
-            assert all(0 < start and start + dur <= 2.0 and 60 <= vel <= 120 for start, dur, _, vel in notes)
+            assert all(start > 0 and start + dur <= 2.0 and 60 <= vel <= 120 for start, dur, _, vel in notes)
 
 
 def test_midi_file_holds_every_clip_in_its_slot(tmp_path):
@@ -125,7 +124,12 @@ def test_rendered_instruments_are_deterministic_decodable_and_cached(tmp_path, m
         assert int(r["program"]) == INSTRUMENTS[r["classname"]].program
     for name in few:
         played = {
-            fold: {int(n) for r in rows if (r["classname"], r["fold"]) == (name, fold) for n in r["notes"].split()}
+            fold: {
+                int(n)
+                for r in rows
+                if (r["classname"], r["fold"]) == (name, fold)
+                for n in r["notes"].split()
+            }
             for fold in ("1", "2")
         }
         assert played["1"] and played["2"] and not played["1"] & played["2"]

@@ -27,6 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-root", type=Path, default=Path("runs/demo"), help="run folders (default runs/demo)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per core)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2)")
+    p.add_argument(
+        "--shots",
+        type=int,
+        default=None,
+        help="training clips per base class (default 4, which fits the demo in a few minutes; "
+        "16 is the SEPT paper's protocol, about 4x the training time)",
+    )
     p.set_defaults(func=run)
 
 
@@ -34,4 +41,4 @@ def run(args: argparse.Namespace) -> int:
     from sept.demo.run import default_data_root, run_demo
 
     data_root = args.data_root if args.data_root is not None else default_data_root()
-    return run_demo(data_root, args.run_root, workers=args.workers, seeds=args.seeds)
+    return run_demo(data_root, args.run_root, workers=args.workers, seeds=args.seeds, shots=args.shots)

@@ -76,7 +76,10 @@ def demo_datasets(
 
 
 def demo_grid(
-    datasets: list[dict[str, Any]], run_root: str | os.PathLike[str], seeds: list[int] | None = None
+    datasets: list[dict[str, Any]],
+    run_root: str | os.PathLike[str],
+    seeds: list[int] | None = None,
+    shots: int | None = None,
 ) -> Any:
     """The demo's :class:`~sept.bench.grid.GridSpec` over ``datasets``.
 
@@ -88,6 +91,8 @@ def demo_grid(
     data = {**DEMO_GRID, "datasets": list(datasets), "run_root": str(run_root)}
     if seeds:
         data["seeds"] = list(seeds)
+    if shots:
+        data["shots"] = [shots]
     return parse_grid(data, "sept demo")
 
 
@@ -114,6 +119,7 @@ def run_demo(
     *,
     workers: int | None = None,
     seeds: list[int] | None = None,
+    shots: int | None = None,
     echo: Callable[[str], None] = print,
 ) -> int:
     """Run the demo; prints the tables, the story, the report's path and the time taken.
@@ -125,7 +131,7 @@ def run_demo(
     from sept.runs.layout import results_path
 
     start = Clock.now()
-    grid = demo_grid(demo_datasets(data_root, echo), run_root, seeds)
+    grid = demo_grid(demo_datasets(data_root, echo), run_root, seeds, shots)
     result = run_sweep(grid, workers=workers, echo=echo)
     found = [p for p in map(results_path, result.run_dirs()) if p.exists()]
     if not found:

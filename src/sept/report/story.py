@@ -100,30 +100,31 @@ class DatasetStory:
         zs = self.hosts[0].zeroshot.stats
         traders = [h for h in self.hosts if h.trades]
         others = [h for h in self.hosts if not h.trades]
-        zs_text = f"zero-shot's Base {zs['base'].mean:.1f}% and New {zs['new'].mean:.1f}%"
+        against = f"against zero-shot (Base {zs['base'].mean:.1f}%, New {zs['new'].mean:.1f}%)"
         if traders:
-            drops = [f"{pretty(h.name)} by {_signed(h.vs_zeroshot('new'))}" for h in traders]
+            one = len(traders) == 1
+            drops = _join([_signed(h.vs_zeroshot("new")) for h in traders])
             head = (
-                f"a Base-New tradeoff is present: against {zs_text}, {_join([pretty(h.name) for h in traders])} "
-                f"{'gains' if len(traders) == 1 else 'gain'} Base but {'loses' if len(traders) == 1 else 'lose'} "
-                f"New ({_join(drops)} points)"
+                f"a Base-New tradeoff is present: {against}, {_join([pretty(h.name) for h in traders])} "
+                f"{'gains' if one else 'gain'} Base but {'loses' if one else 'lose'} New ({drops} points)"
             )
             if others:
-                rest = [f"{pretty(h.name)} {_signed(h.vs_zeroshot('new'))}" for h in others]
-                head += f", while New of {_join(rest)} is not below zero-shot beyond the seed spread"
+                rest = _join([f"{pretty(h.name)} {_signed(h.vs_zeroshot('new'))}" for h in others])
+                head += f", while New of {rest} is not below zero-shot beyond the seed spread"
         else:
-            rest = [f"{pretty(h.name)} {_signed(h.vs_zeroshot('new'))}" for h in self.hosts]
+            rest = _join([f"{pretty(h.name)} {_signed(h.vs_zeroshot('new'))}" for h in self.hosts])
             head = (
-                f"no Base-New tradeoff appears: against {zs_text}, no host loses New beyond the seed "
-                f"spread (New minus zero-shot: {_join(rest)} points)"
+                f"no Base-New tradeoff appears: {against}, no host loses New beyond the seed spread "
+                f"(New minus zero-shot: {rest} points)"
             )
-        new = [f"{_signed(h.sept_change('new'))} ({pretty(h.name)})" for h in self.hosts]
-        hm = [f"{_signed(h.sept_change('h'))} ({pretty(h.name)})" for h in self.hosts]
-        verdict = _verdict(self.hosts)
+        new = _join(
+            [f"{_signed(h.sept_change('new'))} ({pretty(h.name)}{_recovered(h)})" for h in self.hosts]
+        )
+        hm = _join([f"{_signed(h.sept_change('h'))} ({pretty(h.name)})" for h in self.hosts])
         n = self.seeds
         return (
             f"On {self.dataset} ({self.shots} shots, {n} seed{'s' if n != 1 else ''}), {head}; adding SEPT "
-            f"changes New by {_join(new)} and H by {_join(hm)} points{verdict} "
+            f"changes New by {new} and H by {hm} points; {_verdict(self.hosts)} "
             f"(mean ± std over seeds of per-seed differences)."
         )
 
@@ -144,7 +145,8 @@ class DatasetStory:
 def _signed(d: Stat | None) -> str:
     if d is None:
         return "n/a"
-    return f"{d.mean:+.1f}" if d.std is None else f"{d.mean:+.1f} ± {d.std:.1f}"
+    mean = f"{d.mean:+.1f}".replace("-", "−")
+    return mean if d.std is None else f"{mean} ± {d.std:.1f}"
 
 
 def _delta(d: Stat | None) -> Delta | None:
@@ -158,25 +160,31 @@ def _join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _recovered(h: HostStory) -> str:
+    """ ", 40% of its drop" for a host that trades New for Base and gains New with SEPT."""
+    drop, gain = h.vs_zeroshot("new"), h.sept_change("new")
+    if not h.trades or drop is None or gain is None or gain.mean <= 0:
+        return ""
+    return f", {100 * gain.mean / -drop.mean:.0f}% of its drop"
+
+
 def _verdict(hosts: Sequence[HostStory]) -> str:
     """How SEPT's New changes compare with the seed spread, counted over hosts."""
     changes = [d for d in (h.sept_change("new") for h in hosts) if d is not None]
     up = sum(1 for d in changes if d.mean > 0 and _beyond_spread(d))
     down = sum(1 for d in changes if d.mean < 0 and _beyond_spread(d))
-    if not changes:
-        return ""
     if up == len(changes):
-        return ", a New gain beyond the seed spread for every host"
+        return "every host gains New beyond the seed spread"
     if down == len(changes):
-        return ", a New loss beyond the seed spread for every host"
+        return "every host loses New beyond the seed spread"
     parts = []
     if up:
-        parts.append(f"{up} of {len(changes)} hosts gain New beyond the seed spread")
+        parts.append(
+            f"{up} of {len(changes)} hosts {'gain' if up > 1 else 'gains'} New beyond the seed spread"
+        )
     if down:
-        parts.append(f"{down} of {len(changes)} lose New beyond it")
-    if not parts:
-        return ", no New change beyond the seed spread"
-    return ", so " + " and ".join(parts)
+        parts.append(f"{down} of {len(changes)} {'lose' if down > 1 else 'loses'} New beyond it")
+    return " and ".join(parts) if parts else "no host's New changes beyond the seed spread"
 
 
 @dataclass
@@ -197,7 +205,15 @@ class Story:
         with_bb = len({d.backbone for d in self.datasets}) > 1
         columns = ["Dataset", "Host"] + ["K"] * with_k + ["Backbone"] * with_bb
         columns += ["New zero-shot", "New host", "New +SEPT", "ΔNew host − zero-shot", "ΔNew SEPT"]
-        columns += ["Base zero-shot", "Base host", "Base +SEPT", "H zero-shot", "H host", "H +SEPT", "ΔH SEPT"]
+        columns += [
+            "Base zero-shot",
+            "Base host",
+            "Base +SEPT",
+            "H zero-shot",
+            "H host",
+            "H +SEPT",
+            "ΔH SEPT",
+        ]
         rows = [r for d in self.datasets for r in d.rows(with_bb, with_k)]
         notes = [*self.sentences, _EXPLAIN]
         return Table(KEY, "Base-to-new: the tradeoff and SEPT, side by side", columns, rows, notes)
@@ -246,4 +262,3 @@ def tell(groups: Sequence[Group]) -> Story:
         if hosts:
             story.datasets.append(DatasetStory(backbone, dataset, shots, hosts))
     return story
-

@@ -78,7 +78,10 @@ class Table:
         stat_cols = {
             j
             for j in range(len(self.columns))
-            if any(isinstance(r[j], Stat) or (isinstance(r[j], Delta) and r[j].std is not None) for r in self.rows)
+            if any(
+                isinstance(r[j], Stat) or (isinstance(r[j], Delta) and r[j].std is not None)
+                for r in self.rows
+            )
         }
         header = []
         for j, c in enumerate(self.columns):
