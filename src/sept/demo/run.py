@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: training clips per base class (CoOp's few-shot values are 1, 2, 4, 8, 16): 4 keeps the whole
-#: demo within 3 minutes on 2 CPU cores; chosen for time, before any result at 4 shots was seen
+#: training clips per base class (CoOp's few-shot values are 1, 2, 4, 8, 16): 4 is a quarter of the
+#: paper's training steps, chosen for time before any result at 4 shots was seen; ``--shots 16``
+#: runs the paper's protocol (README, "The demo", gives both tables)
 DEMO_SHOTS = 4
 
 #: the demo grid (datasets and run_root are filled in by :func:`demo_grid`)
