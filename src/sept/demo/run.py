@@ -84,8 +84,8 @@ def demo_grid(
 ) -> Any:
     """The demo's :class:`~sept.bench.grid.GridSpec` over ``datasets``.
 
-    Each dataset's SEPT runs use the shipped neighbour set named after it (``gm-instruments``,
-    ``us8k-mini``).
+    SEPT's neighbours come from the shipped sets (:mod:`sept.neighbors.resolve`): ``us8k-mini``'s own,
+    and for the instruments ``gm-instruments``, the one set that covers their classes.
     """
     from sept.bench.grid import parse_grid
 
