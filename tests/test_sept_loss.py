@@ -254,3 +254,34 @@ def test_training_with_sept_lowers_the_loss(tiny_clap, neighbor_file: Path) -> N
     history = Trainer(method, config).fit(feats, labels).history
     assert all(h["parts"].keys() == {"ce", "sept"} for h in history)
     assert history[-1]["loss"] < history[0]["loss"]
+
+
+@pytest.mark.parametrize("method_name", ["coop+sept", "cocoop+sept"])
+def test_a_capitalised_phrase_reaches_margins_and_prompt_as_the_same_words(
+    tiny_clap, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method_name: str
+) -> None:
+    """The hinge compares distances of one string: the margin's phrase is the prompted pass's phrase."""
+    import sept.methods.regularizers.sept as sept_module
+
+    neighbors = {c: list(v) for c, v in NEIGHBORS.items()}
+    neighbors["siren"] = ["Police Car wailing", "NYPD siren", "ambulance alarm"]
+    ns = NeighborSet(classes=neighbors, provenance=Provenance(source="authored"), dataset="toy")
+    path = write_neighbor_file(ns, tmp_path / "caps.json")
+    seen_margin: list[str] = []
+    real = sept_module.frozen_margins
+
+    def spy_margins(backbone, classes, phrases, templates):  # type: ignore[no-untyped-def]
+        seen_margin.extend(phrases)
+        return real(backbone, classes, phrases, templates)
+
+    monkeypatch.setattr(sept_module, "frozen_margins", spy_margins)
+    method = make_method(configure(method_name, [f"sept.neighbors={path}", "sept.per_step=0"]), tiny_clap)
+    assert "Police Car wailing" in seen_margin and "NYPD siren" in seen_margin
+    prompted: list[str] = []
+    real_tokenize = tiny_clap.tokenize
+    monkeypatch.setattr(tiny_clap, "tokenize", lambda texts: prompted.extend(texts) or real_tokenize(texts))
+    feats, labels = separable_features(tiny_clap.embed_dim, len(CLASSES), 2)
+    method.training_loss(feats, labels, generator=torch.Generator().manual_seed(0))
+    words = {t.strip().removesuffix(".") for t in prompted}
+    for phrase in seen_margin:
+        assert phrase in words, f"{phrase!r} was prompted as something else: {sorted(words)}"

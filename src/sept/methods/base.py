@@ -34,6 +34,7 @@ __all__ = [
     "Step",
     "TextRequest",
     "frozen_text_features",
+    "prompt_form",
     "readable_name",
 ]
 
@@ -42,8 +43,8 @@ __all__ = [
 class TextRequest:
     """Texts to encode through the learnable prompt in one batched forward.
 
-    ``texts`` are raw phrases (class names or neighbour phrases); the learner formats them
-    (readable form, its template). ``kind="classes"`` marks class names (PALM keeps per-class
+    ``texts`` are raw phrases (class names or neighbour phrases); the learner puts each through
+    :func:`prompt_form` (class names in their readable form, phrases as written) and its template. ``kind="classes"`` marks class names (PALM keeps per-class
     vectors for its training classes); ``shift`` asks a conditional learner (CoCoOp) to add the
     per-clip meta-net shift, which makes the result [B, N, D] instead of [N, D].
     """
@@ -55,6 +56,18 @@ class TextRequest:
     def __post_init__(self) -> None:
         if self.kind not in ("classes", "phrases"):
             raise ValueError(f"TextRequest.kind must be 'classes' or 'phrases', got {self.kind!r}")
+
+
+def prompt_form(text: str, kind: str) -> str:
+    """The exact words a text contributes to a prompt: the one rule learners and SEPT's margins share.
+
+    ``kind="classes"``: the readable class name (:func:`sept.data.names.readable_name`);
+    ``kind="phrases"``: the phrase as written, runs of whitespace collapsed (a neighbour phrase keeps
+    its capitals: "Peking opera singing" stays as it is).
+    """
+    if kind == "classes":
+        return readable_name(text)
+    return " ".join(text.split())
 
 
 @dataclass
@@ -132,9 +145,9 @@ class PromptLearner(Component):
         conditional learner (``audio`` [B, D] then required).
         """
 
-    def class_text(self, name: str) -> str:
-        """The text after the learned context for a class name: ``"{readable name}."``."""
-        return f"{readable_name(name)}."
+    def class_text(self, name: str, kind: str = "classes") -> str:
+        """The text after the learned context: ``"{prompt_form(name, kind)}."``."""
+        return f"{prompt_form(name, kind)}."
 
     # ---- conveniences ------------------------------------------------------------------------
     def class_features(self, classnames: Sequence[str], audio: torch.Tensor | None = None) -> torch.Tensor:

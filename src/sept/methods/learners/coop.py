@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from sept.errors import ConfigError
-from sept.methods.base import PromptLearner, TextRequest, readable_name
+from sept.methods.base import PromptLearner, TextRequest, prompt_form
 from sept.methods.options import option
 
 if TYPE_CHECKING:
@@ -76,11 +76,11 @@ class CoOpLearner(PromptLearner):
             emb = backbone.token_embeddings(tokens.input_ids.to(backbone.device))[0, start : start + n]
         return emb.detach().float().cpu().clone()
 
-    def class_text(self, name: str) -> str:
-        """``" {readable name}."``: the leading space makes byte-level BPE tokenizers (CLAP's RoBERTa)
+    def class_text(self, name: str, kind: str = "classes") -> str:
+        """``" {prompt_form(name, kind)}."``: the leading space makes byte-level BPE tokenizers (CLAP's RoBERTa)
         split the name as it is split mid-sentence, after the context (WordPiece ignores it), so a
         context initialised from "the sound of a" reproduces the prompt "the sound of a dog bark."."""
-        return f" {readable_name(name)}."
+        return f" {prompt_form(name, kind)}."
 
     @property
     def n_ctx(self) -> int:
@@ -140,7 +140,7 @@ class CoOpLearner(PromptLearner):
         """Every request in one text-tower forward, or one per request when that pads much less."""
         device = self.ctx.device
         dim = self.backbone.embed_dim
-        texts = tuple(self.class_text(t) for r in requests for t in r.texts)
+        texts = tuple(self.class_text(t, r.kind) for r in requests for t in r.texts)
         if not texts:
             return [torch.zeros(0, dim, device=device) for _ in requests]
         tokens = self._tokens(texts, device)

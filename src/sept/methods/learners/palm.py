@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sept.methods.base import FrozenTextCache, PromptLearner, TextRequest, readable_name
+from sept.methods.base import FrozenTextCache, PromptLearner, TextRequest, prompt_form
 from sept.methods.options import option
 
 if TYPE_CHECKING:
@@ -49,8 +49,8 @@ class PalmLearner(PromptLearner):
         self._cache = FrozenTextCache()
         self.train_classnames: list[str] = []
 
-    def class_text(self, name: str) -> str:
-        return readable_name(name)
+    def class_text(self, name: str, kind: str = "classes") -> str:
+        return prompt_form(name, kind)
 
     def setup(self, backbone: Backbone, train_classnames: Sequence[str]) -> None:
         super().setup(backbone, train_classnames)
@@ -61,8 +61,8 @@ class PalmLearner(PromptLearner):
         self.u = nn.Parameter(u)
         self.gate = nn.Parameter(torch.rand(len(self.train_classnames)))
 
-    def _frozen(self, texts: Sequence[str]) -> torch.Tensor:
-        feats = self._cache.get(self.backbone, [self.class_text(t) for t in texts])
+    def _frozen(self, texts: Sequence[str], kind: str) -> torch.Tensor:
+        feats = self._cache.get(self.backbone, [self.class_text(t, kind) for t in texts])
         return feats.to(self.u.device)
 
     def encode(
@@ -70,7 +70,7 @@ class PalmLearner(PromptLearner):
     ) -> list[torch.Tensor]:
         out = []
         for req in requests:
-            g = self._frozen(req.texts)
+            g = self._frozen(req.texts, req.kind)
             if req.kind != "classes":
                 out.append(g)
                 continue

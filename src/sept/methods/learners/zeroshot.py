@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from sept.errors import ConfigError
 from sept.evaluation.zeroshot import DEFAULT_TEMPLATES
-from sept.methods.base import FrozenTextCache, PromptLearner, TextRequest, readable_name
+from sept.methods.base import FrozenTextCache, PromptLearner, TextRequest, prompt_form
 
 
 @dataclass
@@ -45,8 +45,8 @@ class ZeroShotLearner(PromptLearner):
         super().__init__(options or ZeroShotOptions())
         self._cache = FrozenTextCache()
 
-    def class_text(self, name: str) -> str:
-        return readable_name(name)
+    def class_text(self, name: str, kind: str = "classes") -> str:
+        return prompt_form(name, kind)
 
     def encode(
         self, requests: Sequence[TextRequest], audio: torch.Tensor | None = None
@@ -54,7 +54,7 @@ class ZeroShotLearner(PromptLearner):
         out = []
         templates = self.options.templates
         for req in requests:
-            words = [self.class_text(t) for t in req.texts]
+            words = [self.class_text(t, req.kind) for t in req.texts]
             texts = [tpl.replace("{}", w) for w in words for tpl in templates]
             feats = self._cache.get(self.backbone, texts).reshape(len(words), len(templates), -1)
             out.append(F.normalize(feats.mean(dim=1), dim=-1))

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 import torch.nn.functional as F
 
-from sept.methods.base import PromptLearner, Regularizer, Step, TextRequest, readable_name
+from sept.methods.base import PromptLearner, Regularizer, Step, TextRequest, prompt_form
 from sept.methods.options import ConfigError, option
 from sept.methods.sept_margins import DEFAULT_MARGIN_TEMPLATES, frozen_margins
 
@@ -98,6 +98,7 @@ class SeptRegularizer(Regularizer):
         super().__init__(options or SeptOptions())
         self.classnames: list[str] = []
         self.phrases: list[str] = []
+        self.readable: list[str] = []
         self.owner = torch.zeros(0, dtype=torch.long)  # [P] class index of each phrase
         self.margin = torch.zeros(0, 0)  # [C, P]
         self.neighbor_source = ""
@@ -120,8 +121,10 @@ class SeptRegularizer(Regularizer):
             owner += [i] * len(chosen)
         self.phrases = phrases
         self.owner = torch.tensor(owner, dtype=torch.long)
-        readable = [readable_name(c) for c in self.classnames]
-        margin = frozen_margins(backbone, readable, phrases, opts.templates)
+        # the margins see exactly the words the prompted pass sees (sept.methods.base.prompt_form)
+        readable = [prompt_form(c, "classes") for c in self.classnames]
+        self.readable = readable
+        margin = frozen_margins(backbone, readable, [prompt_form(p, "phrases") for p in phrases], opts.templates)
         if opts.margins == "none":
             own = self.owner.unsqueeze(0) == torch.arange(len(readable)).unsqueeze(1)
             mean_inter = margin[~own].mean() if (~own).any() else margin.new_tensor(0.0)
@@ -171,7 +174,8 @@ class SeptRegularizer(Regularizer):
         opts: SeptOptions = self.options
         if self.conditional and not opts.shift:
             # the host's class features carry the per-clip shift; SEPT compares the unshifted ones
-            texts = tuple(self.classnames) + texts
+            # (the class names in the form a class prompt uses, sent as phrases: kept as they are)
+            texts = tuple(self.readable) + texts
         return TextRequest(texts, "phrases", shift=self.conditional and opts.shift)
 
     def _check_classes(self, classnames: Sequence[str]) -> None:
