@@ -236,3 +236,21 @@ def test_uncached_hub_id_offline_names_the_id_and_suggests_a_folder(tmp_path: Pa
 def test_bad_dtype_is_rejected(tiny_dir: Path) -> None:
     with pytest.raises(ValueError, match="dtype"):
         create_backbone("clap", model=str(tiny_dir), dtype="int8")
+
+
+def test_raw_features_are_the_projections_before_normalisation(backbone: ClapBackbone) -> None:
+    """DePT's head takes ``audio_projection`` / ``text_projection`` outputs as they are."""
+    assert backbone.exposes_raw_features
+    inputs = [backbone.audio_inputs(_noise(1.0, 3)), backbone.audio_inputs(_noise(2.0, 4))]
+    raw = backbone.embed_audio_inputs_raw(inputs)
+    torch.testing.assert_close(torch.nn.functional.normalize(raw, dim=-1), backbone.embed_audio_inputs(inputs))
+    batch = backbone.tokenize(TEXTS)
+    with torch.no_grad():
+        embeds = backbone.token_embeddings(batch.input_ids)
+        text_raw = backbone.encode_text_embeds_raw(embeds, batch.attention_mask)
+        ref = backbone.model.get_text_features(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    ref = getattr(ref, "pooler_output", ref)  # transformers returns the projected features
+    torch.testing.assert_close(
+        torch.nn.functional.normalize(text_raw, dim=-1), torch.nn.functional.normalize(ref, dim=-1), atol=1e-6, rtol=1e-5
+    )
+    assert (text_raw.norm(dim=-1) - 1).abs().max() > 1e-3

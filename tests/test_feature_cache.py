@@ -155,3 +155,30 @@ def test_keep_features_false_only_fills_the_cache(tone_dataset: Path, tmp_path: 
     np.testing.assert_allclose(
         full.features.numpy(), extract_features(bb, clips, use_cache=False, progress=False).features.numpy()
     )
+
+
+def test_extraction_keeps_the_unnormalised_features(tone_dataset: Path, tmp_path: Path) -> None:
+    """The cache holds unit vector and norm, so ``raw=True`` gives the backbone's unnormalised
+    features back from a hit exactly as computed, and the default stays normalised."""
+
+    class Scaled(BandEnergyBackbone):
+        exposes_raw_features = True
+
+        def embed_audio_inputs_raw(self, inputs):  # type: ignore[no-untyped-def]
+            return 3.0 * self.embed_audio_inputs(inputs)
+
+    clips = load_clips(tone_dataset)
+    bb = Scaled()
+    first = extract_features(bb, clips, tmp_path / "c", raw=True, progress=False)
+    np.testing.assert_allclose(first.features.norm(dim=-1).numpy(), 3.0, rtol=1e-5)
+    hit = extract_features(bb, clips, tmp_path / "c", raw=True, progress=False)
+    assert hit.cache_hits == len(clips)
+    np.testing.assert_allclose(hit.features.numpy(), first.features.numpy(), rtol=1e-6)
+    unit = extract_features(bb, clips, tmp_path / "c", progress=False)
+    np.testing.assert_allclose(unit.features.norm(dim=-1).numpy(), 1.0, atol=1e-5)
+    # an entry whose stored norm is not positive fails the read check
+    entry = next((tmp_path / "c" / bb.identity).glob("*/*.npy"))
+    vec = np.load(entry)
+    vec[-1] = 0.0
+    np.save(entry, vec)
+    assert extract_features(bb, clips, tmp_path / "c", raw=True, progress=False).computed == 1

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sept.methods.base import TextRequest
 from sept.methods.compose import similarity_logits
 from sept.training.trainer import Trainer, build_optimizer
 from tests.test_methods_support import (
@@ -67,9 +68,13 @@ def test_loss_is_weighted_similarity_and_head_cross_entropy(trained):
         t = method.learner.class_features(CLASSES)
         sim = similarity_logits(feats, t, method.logit_scale)
         head = method.head
+        # DePT's code feeds the head the text encoder's unnormalised outputs
+        t_raw = method.learner.encode_raw([TextRequest(tuple(CLASSES), "classes")])[0]
+        torch.testing.assert_close(F.normalize(t_raw, dim=-1), t)
+        assert (t_raw.norm(dim=-1) - 1).abs().max() > 1e-2  # the raw features are not unit vectors
         head_in = torch.cat(
             [
-                t[labels] * head.text_ss.scale + head.text_ss.shift,
+                t_raw[labels] * head.text_ss.scale + head.text_ss.shift,
                 feats * head.audio_ss.scale + head.audio_ss.shift,
             ]
         )
@@ -89,3 +94,45 @@ def test_head_trains_at_a_multiple_of_the_prompt_lr(tiny_clap):
     assert method.head.linear.out_features == len(CLASSES)
     torch.testing.assert_close(method.head.audio_ss.scale.detach(), torch.ones(tiny_clap.embed_dim))
     torch.testing.assert_close(method.head.text_ss.shift.detach(), torch.zeros(tiny_clap.embed_dim))
+
+
+def test_head_acts_on_unnormalised_audio_features(trained):
+    """Scaling the audio features leaves the similarity logits as they are and moves the head's
+    (the protocols hand methods the backbone's unnormalised features, as DePT's code does)."""
+    method, feats, _ = trained
+    with torch.no_grad():
+        sim = similarity_logits(feats, method.learner.class_features(CLASSES), method.logit_scale)
+        torch.testing.assert_close(
+            similarity_logits(3 * feats, method.learner.class_features(CLASSES), method.logit_scale), sim
+        )
+        scaled = method.logits(3 * feats, CLASSES)
+    torch.testing.assert_close(scaled, 0.3 * sim + 0.7 * _head_logits(method.head, 3 * feats), rtol=1e-5, atol=1e-4)
+    assert (scaled - method.logits(feats, CLASSES)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("method_name", "expected"),
+    [
+        ("coop+dept", {"lr": 0.0035, "batch": 4, "epochs": 10, "n_ctx": 16, "ctx_init": None}),
+        ("kgcoop+dept", {"lr": 0.0035, "batch": 4, "epochs": 10, "n_ctx": 4, "kg": 2.0}),
+        ("coop+dept+sept", {"lr": 0.0035, "batch": 4, "epochs": 10, "n_ctx": 16}),
+    ],
+)
+def test_dept_recipe_presets(method_name, expected):
+    from sept.training.config import resolve_config
+
+    for protocol in ("base2new", "xd"):
+        c = resolve_config(method_name, protocol)
+        assert (c.optim.lr, c.optim.batch_size, c.optim.epochs) == (
+            expected["lr"],
+            expected["batch"],
+            expected["epochs"],
+        )
+        assert c.learner.n_ctx == expected["n_ctx"] or c.learner.ctx_init is not None
+        if "ctx_init" in expected:
+            assert c.learner.ctx_init is None and c.learner.n_ctx == 16
+        if "kg" in expected:
+            assert c.regularizers["kg"].weight == expected["kg"]
+        assert c.head["dept"].lr_mult == 6.5 and c.head["dept"].weight == 0.7
+    # a user's --set still wins over the recipe
+    assert resolve_config(method_name, "base2new", overrides=["optim.epochs=3"]).optim.epochs == 3

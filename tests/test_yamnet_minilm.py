@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 
 from sept.backbones import yamnet as Y
 from sept.backbones.yamnet_minilm import Bridge
@@ -436,3 +437,21 @@ def test_sentence_encoder_missing_folder_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(TextModelError, match="nowhere"):
         SentenceTextEncoder(tmp_path / "nowhere")
+
+
+@needs_real
+def test_raw_features_are_the_unnormalised_outputs(backbone) -> None:
+    """DePT's head takes the encoders' unnormalised outputs: the bridge's weighted sum and MiniLM's pooling."""
+    assert backbone.exposes_raw_features
+    waves = [backbone.prepare_audio(w) for w in (tone(1000, 2.0), noise(4.0))]
+    inputs = [backbone.audio_inputs(w) for w in waves]
+    raw = backbone.embed_audio_inputs_raw(inputs)
+    torch.testing.assert_close(F.normalize(raw, dim=-1), backbone.embed_audio_inputs(inputs))
+    assert (raw.norm(dim=-1) < 0.999).all()  # a mix of unit label embeddings is shorter than 1
+    tokens = backbone.tokenize(["a dog barks", "rain on a roof"])
+    with torch.no_grad():
+        embeds = backbone.token_embeddings(tokens.input_ids)
+        text_raw = backbone.encode_text_embeds_raw(embeds, tokens.attention_mask)
+        text = backbone.encode_text_embeds(embeds, tokens.attention_mask)
+    torch.testing.assert_close(F.normalize(text_raw, dim=-1), text)
+    assert (text_raw.norm(dim=-1) - 1).abs().min() > 1e-3

@@ -21,6 +21,9 @@ from sept.utils.hashing import hash_json
 
 #: frozen text-feature lists kept per backbone (:meth:`Backbone.embed_text`)
 FROZEN_TEXT_MEMO = 64
+#: what a cached audio feature holds (part of every backbone identity): the unit vector and the norm
+#: of the backbone's unnormalised feature (:meth:`Backbone.embed_audio_inputs_raw`)
+FEATURE_FORMAT = "unit+norm"
 
 
 @dataclass
@@ -56,6 +59,9 @@ class Backbone(nn.Module, ABC):
     context_index: int = 1
     #: tokens after a text's own tokens: the end token (MS-CLAP's GPT-2 also has a space before it)
     end_tokens: int = 1
+    #: whether the ``*_raw`` methods give the towers' outputs before the final L2 normalisation
+    #: (False: they fall back to the normalised features)
+    exposes_raw_features: bool = False
 
     def freeze(self) -> None:
         """Freeze every parameter and put every submodule in eval mode."""
@@ -81,7 +87,12 @@ class Backbone(nn.Module, ABC):
     @property
     def identity(self) -> str:
         """``"<name>-<hash>"``: a stable string naming this backbone's audio features (cache key)."""
-        settings = {"name": self.name, "sample_rate": self.sample_rate, "window": self.window.settings()}
+        settings = {
+            "name": self.name,
+            "sample_rate": self.sample_rate,
+            "window": self.window.settings(),
+            "features": FEATURE_FORMAT,
+        }
         settings.update(self.identity_settings())
         return f"{self.name}-{hash_json(settings)[:16]}"
 
@@ -108,6 +119,12 @@ class Backbone(nn.Module, ABC):
         """Normalised audio features [B, D] from per-clip :meth:`audio_inputs` results."""
         return self.embed_audio(inputs)
 
+    def embed_audio_inputs_raw(self, inputs: list[Any]) -> torch.Tensor:
+        """Audio features [B, D] before the final L2 normalisation (the audio encoder's output, on
+        which DePT's head acts in its reference code). Default: the normalised features, for a
+        backbone that does not expose its unnormalised ones (``exposes_raw_features`` False)."""
+        return self.embed_audio_inputs(inputs)
+
     # ---- text tower ------------------------------------------------------------------------
     @abstractmethod
     def tokenize(self, texts: list[str]) -> TokenBatch:
@@ -124,6 +141,11 @@ class Backbone(nn.Module, ABC):
         Pooling (first token, end token or mean) is the backbone's business. Gradients flow to
         ``inputs_embeds`` (prompt learners need them); the weights stay frozen.
         """
+
+    def encode_text_embeds_raw(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Text features [N, D] before the final L2 normalisation (see :meth:`embed_audio_inputs_raw`);
+        gradients flow to ``inputs_embeds``. Default: :meth:`encode_text_embeds` (normalised)."""
+        return self.encode_text_embeds(inputs_embeds, attention_mask)
 
     def embed_text(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
         """Normalised text features [N, D] for plain texts (no learnable context), no gradient.

@@ -55,6 +55,7 @@ class ClapBackbone(Backbone):
 
     name = "clap"
     context_index = 1  # after RoBERTa's <s>
+    exposes_raw_features = True  # the projections' outputs, before ClapModel's normalisation
     default_logit_scale = 100.0  # docs/METHOD.md; the checkpoint's own scale is `learned_logit_scale`
 
     def __init__(
@@ -152,6 +153,10 @@ class ClapBackbone(Backbone):
 
     def embed_audio_inputs(self, inputs: list[np.ndarray]) -> torch.Tensor:
         """Normalised audio features [B, D] (float32) from per-clip mel inputs (:meth:`audio_inputs`)."""
+        return F.normalize(self.embed_audio_inputs_raw(inputs), dim=-1)
+
+    def embed_audio_inputs_raw(self, inputs: list[np.ndarray]) -> torch.Tensor:
+        """``audio_projection(pooler_output)`` [B, D] (float32), before normalisation."""
         device = self.device
         if len(inputs) == 0:
             return torch.zeros(0, self.embed_dim, device=device)
@@ -161,7 +166,7 @@ class ClapBackbone(Backbone):
         with torch.no_grad():
             pooled = self.model.audio_model(input_features=mel, is_longer=is_longer).pooler_output
             feats = self.model.audio_projection(pooled)
-        return F.normalize(feats.float(), dim=-1)
+        return feats.float()
 
     # ---- text tower ------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> TokenBatch:
@@ -185,6 +190,10 @@ class ClapBackbone(Backbone):
         Equals ``ClapModel.get_text_features(input_ids, attention_mask)`` for embeddings of
         ``input_ids``. Gradients flow to ``inputs_embeds``; the weights are frozen.
         """
+        return F.normalize(self.encode_text_embeds_raw(inputs_embeds, attention_mask), dim=-1)
+
+    def encode_text_embeds_raw(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``text_projection(pooler_output)`` [N, D] (float32), before normalisation."""
         if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.token_dim:
             raise ValueError(
                 f"{self.name}: inputs_embeds must be [N, L, {self.token_dim}], got {list(inputs_embeds.shape)}"
@@ -208,8 +217,7 @@ class ClapBackbone(Backbone):
             attention_mask=mask,
             position_ids=position_ids,
         )
-        feats = self.model.text_projection(out.pooler_output)
-        return F.normalize(feats.float(), dim=-1)
+        return self.model.text_projection(out.pooler_output).float()
 
     # ---- helpers ---------------------------------------------------------------------------
     def _snapshot_dir(self) -> Path:

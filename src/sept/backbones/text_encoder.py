@@ -148,8 +148,11 @@ class SentenceTextEncoder(nn.Module):
         """Word embeddings [N, L, E] for ids [N, L] (positions are added inside the model)."""
         return self.model.get_input_embeddings()(input_ids)
 
-    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Normalised features [N, D] from token embeddings [N, L, E] and mask [N, L]."""
+    def forward(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, normalize: bool = True
+    ) -> torch.Tensor:
+        """Pooled features [N, D] (L2-normalised unless ``normalize`` is False) from token embeddings
+        [N, L, E] and mask [N, L]."""
         mask = attention_mask.to(inputs_embeds.device)
         hidden = self.model(inputs_embeds=inputs_embeds, attention_mask=mask).last_hidden_state  # [N, L, D]
         if self.pooling == "cls":
@@ -159,7 +162,7 @@ class SentenceTextEncoder(nn.Module):
         else:
             m = mask[..., None].to(hidden.dtype)
             pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
-        return F.normalize(pooled, dim=-1)
+        return F.normalize(pooled, dim=-1) if normalize else pooled
 
     def identity(self) -> dict[str, object]:
         """Model name, a hash of its config and the sizes of its weight files (cache identity)."""

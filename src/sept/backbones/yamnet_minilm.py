@@ -106,6 +106,7 @@ class YamnetMiniLMBackbone(Backbone):
     """
 
     name = "yamnet-minilm"
+    exposes_raw_features = True  # the bridge's weighted sum and MiniLM's pooled output, unnormalised
     sample_rate = 16_000
     default_logit_scale = 100.0
     context_index = 1  # after [CLS]
@@ -161,13 +162,19 @@ class YamnetMiniLMBackbone(Backbone):
         return self.yamnet(waves).clip_scores()
 
     def bridge_features(
-        self, posteriors: np.ndarray, bridge: Bridge | None = None, labels: torch.Tensor | None = None
+        self,
+        posteriors: np.ndarray,
+        bridge: Bridge | None = None,
+        labels: torch.Tensor | None = None,
+        normalize: bool = True,
     ) -> torch.Tensor:
-        """Normalised audio features [B, D] from posteriors [B, 521] (this backbone's bridge by default)."""
+        """Audio features [B, D] ``sum_k w_k E_k`` from posteriors [B, 521] (this backbone's bridge by
+        default), L2-normalised unless ``normalize`` is False."""
         bridge = bridge or self.bridge
         labels = self.label_embeddings if labels is None else labels
         w = torch.from_numpy(bridge.weights(posteriors)).to(device=labels.device, dtype=labels.dtype)
-        return F.normalize(w @ labels, dim=-1)
+        feats = w @ labels
+        return F.normalize(feats, dim=-1) if normalize else feats
 
     # ---- audio tower ---------------------------------------------------------------------------
     def embed_audio(self, waves: list[np.ndarray]) -> torch.Tensor:
@@ -180,9 +187,13 @@ class YamnetMiniLMBackbone(Backbone):
 
     def embed_audio_inputs(self, inputs: list[np.ndarray]) -> torch.Tensor:
         """Normalised audio features [B, D] from per-clip patches (:meth:`audio_inputs`)."""
+        return F.normalize(self.embed_audio_inputs_raw(inputs), dim=-1)
+
+    def embed_audio_inputs_raw(self, inputs: list[np.ndarray]) -> torch.Tensor:
+        """The bridge's ``sum_k w_k E_k`` [B, D] before normalisation."""
         if len(inputs) == 0:
             return torch.zeros(0, self.embed_dim, device=self.label_embeddings.device)
-        return self.bridge_features(self.yamnet.run_clips(inputs).clip_scores())
+        return self.bridge_features(self.yamnet.run_clips(inputs).clip_scores(), normalize=False)
 
     # ---- text tower ----------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> TokenBatch:
@@ -193,3 +204,7 @@ class YamnetMiniLMBackbone(Backbone):
 
     def encode_text_embeds(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.text(inputs_embeds, attention_mask)
+
+    def encode_text_embeds_raw(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """MiniLM's pooled output [N, D] before normalisation."""
+        return self.text(inputs_embeds, attention_mask, normalize=False)

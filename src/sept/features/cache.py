@@ -13,6 +13,12 @@ the backbone's dimension). An entry that fails a check (torn, edited, or written
 carried a checksum) counts as a miss, with a warning, and is recomputed and rewritten.
 Before computing an entry a process claims it (:meth:`FeatureCache.claim`), so that a second
 process waits for it and reads it instead of computing it again.
+
+With ``with_norm=True`` (what feature extraction uses) an entry of a feature ``v`` [D] is the unit
+vector and the norm, ``[v / ||v||, ||v||]`` [D + 1]: the unit part is checked as above, the norm
+must be finite and positive, and :meth:`FeatureCache.get` returns ``v`` itself, so the backbone's
+unnormalised feature (:meth:`sept.backbones.Backbone.embed_audio_inputs_raw`) is kept without
+weakening the checks.
 """
 
 from __future__ import annotations
@@ -60,7 +66,10 @@ class FeatureCache:
         identity: str,
         settings: dict | None = None,
         dim: int | None = None,
+        *,
+        with_norm: bool = False,
     ) -> None:
+        self.with_norm = with_norm
         self.dir = Path(root) / identity
         self.dim = dim
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -94,25 +103,31 @@ class FeatureCache:
         except (ValueError, OSError, EOFError) as exc:
             log.warning("ignoring unreadable cache entry %s (%s); it will be recomputed", path, exc)
             return None
-        if (
-            vec.ndim != 1
-            or vec.dtype != np.float32
-            or (self.dim is not None and vec.shape[0] != self.dim)
-            or not np.isfinite(vec).all()
-            or abs(float(vec @ vec) - 1.0) > UNIT_NORM_TOLERANCE
-        ):
+        ok = vec.ndim == 1 and vec.dtype == np.float32 and bool(np.isfinite(vec).all())
+        unit = vec[:-1] if self.with_norm else vec
+        ok = ok and unit.size > 0 and (self.dim is None or unit.shape[0] == self.dim)
+        ok = ok and abs(float(unit @ unit) - 1.0) <= UNIT_NORM_TOLERANCE
+        if ok and self.with_norm:
+            ok = float(vec[-1]) > 0  # the norm of the unnormalised feature
+        if not ok:
             log.warning(
-                "ignoring malformed cache entry %s (%s %s, expected float32 (%s,) of unit norm); it will be recomputed",
+                "ignoring malformed cache entry %s (%s %s, expected float32 (%s,) of unit norm%s); it will be recomputed",
                 path,
                 vec.dtype,
                 vec.shape,
                 self.dim if self.dim is not None else "D",
+                " and a positive norm" if self.with_norm else "",
             )
             return None
-        return vec
+        return unit * vec[-1] if self.with_norm else vec
 
     def put(self, key: str, vec: np.ndarray) -> None:
-        """Store the unit vector ``vec`` [D] atomically (concurrent writers of the same key are safe)."""
+        """Store ``vec`` [D] atomically (concurrent writers of the same key are safe): a unit vector,
+        or with ``with_norm`` any vector of positive norm (stored as unit vector and norm)."""
+        vec = np.asarray(vec, dtype=np.float32)
+        if self.with_norm:
+            norm = np.float32(np.linalg.norm(vec))
+            vec = np.concatenate([vec / norm, [norm]]).astype(np.float32)
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(vec, dtype=np.float32), allow_pickle=False)
         npy = buffer.getvalue()

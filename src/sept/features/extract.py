@@ -46,7 +46,8 @@ LONG_FILE_BYTES = 32 << 20
 class FeatureSet:
     """Features of the clips that could be embedded.
 
-    features: [N, D] float32, L2-normalised ([0, D] when extracted with ``keep_features=False``);
+    features: [N, D] float32, L2-normalised, or the backbone's unnormalised features when extracted
+    with ``raw=True`` ([0, D] when extracted with ``keep_features=False``);
     clips: the N clips in the same order (input order, minus skipped ones); skipped: (clip, reason)
     for each file that could not be decoded or gave non-finite features, in input order.
     """
@@ -191,8 +192,12 @@ def extract_features(
     on_bad_audio: OnBadAudio = "skip",
     progress: bool = True,
     keep_features: bool = True,
+    raw: bool = False,
 ) -> FeatureSet:
     """Normalised audio features [N, D] for ``clips``, computed once and cached.
+
+    The cache keeps the backbone's unnormalised features (:meth:`Backbone.embed_audio_inputs_raw`)
+    as unit vector and norm; ``raw=True`` returns them unnormalised (DePT's head acts on those).
 
     ``on_bad_audio="skip"`` leaves undecodable files out (listed in ``skipped`` with the reason);
     ``"fail"`` raises :class:`AudioDecodeError` naming the first bad file.
@@ -208,7 +213,7 @@ def extract_features(
     if use_cache:
         settings = {"backbone": backbone.name, **backbone.identity_settings()}
         cache = FeatureCache(
-            cache_dir or default_cache_dir(), backbone.identity, settings, backbone.embed_dim
+            cache_dir or default_cache_dir(), backbone.identity, settings, backbone.embed_dim, with_norm=True
         )
     # rows are written in place as batches finish: memory holds the features once, never a list
     # of per-clip arrays plus a stacked copy
@@ -234,11 +239,14 @@ def extract_features(
             item.claim = None  # handed to the writer, which releases them after writing
         try:
             with torch.inference_mode():
-                feats = backbone.embed_audio_inputs([item.inputs for item in todo]).float().cpu().numpy()
+                feats = backbone.embed_audio_inputs_raw([item.inputs for item in todo]).float().cpu().numpy()
             entries: list[tuple[str, np.ndarray]] = []
             for item, vec in zip(todo, feats, strict=True):
                 if not np.isfinite(vec).all():  # the audio tower overflowed on this clip
                     skip(item.index, "the audio tower gave non-finite features (NaN or inf) for it")
+                    continue
+                if not float(vec @ vec) > 0:
+                    skip(item.index, "the audio tower gave an all-zero feature for it")
                     continue
                 filled[item.index] = True
                 if keep_features:
@@ -303,5 +311,7 @@ def extract_features(
         feats = torch.from_numpy(out)  # [0, D]
     else:
         feats = torch.from_numpy(out if len(kept) == len(clips) else out[filled])
+        if not raw:
+            feats = torch.nn.functional.normalize(feats, dim=-1)
     skipped = [(clips[i], reason) for i, reason in sorted(bad.items())]
     return FeatureSet(feats, [clips[i] for i in kept], skipped, hits, computed)

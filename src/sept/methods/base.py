@@ -74,8 +74,10 @@ def prompt_form(text: str, kind: str) -> str:
 class Step:
     """Everything a loss term sees for one training batch.
 
-    audio: [B, D] normalised audio features; labels: [B] long, indices into ``classnames``;
+    audio: [B, D] the backbone's audio features, unnormalised where it exposes them (losses that
+    need cosines normalise them); labels: [B] long, indices into ``classnames``;
     class_feats: [C, D] or [B, C, D] (conditional learners) normalised class features;
+    class_feats_raw: the same before normalisation (set when the head asks for them, else None);
     logits: [B, C] similarity logits ``logit_scale * cos``; extras: per regularizer name, the
     features of the texts it asked for ([N, D], or [B, N, D] when it asked for the shift);
     generator: seeded per (run seed, epoch) for any random choice a loss term makes.
@@ -89,6 +91,7 @@ class Step:
     classnames: list[str]
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     epoch: int = 0
+    class_feats_raw: torch.Tensor | None = None
     generator: torch.Generator | None = None
 
 
@@ -145,6 +148,13 @@ class PromptLearner(Component):
         conditional learner (``audio`` [B, D] then required).
         """
 
+    def encode_raw(
+        self, requests: Sequence[TextRequest], audio: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Like :meth:`encode`, before the final L2 normalisation where the learner has such features
+        (prompted text-tower outputs, :meth:`Backbone.encode_text_embeds_raw`); default: :meth:`encode`."""
+        return self.encode(requests, audio)
+
     def class_text(self, name: str, kind: str = "classes") -> str:
         """The text after the learned context: ``"{prompt_form(name, kind)}."``."""
         return f"{prompt_form(name, kind)}."
@@ -187,6 +197,13 @@ class Head(Component):
 
     #: learning-rate multiplier of the head's parameters relative to the prompt's
     lr_mult: float = 1.0
+    #: whether :meth:`loss` needs ``Step.class_feats_raw`` (the learner's unnormalised class features)
+    uses_raw_text: ClassVar[bool] = False
+    #: reference-code defaults per protocol (``{"base2new": {"optim.lr": ...}}``), layered after the
+    #: learner's and a named combination's presets
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: further presets per host (the method's first name, e.g. ``kgcoop``), layered last
+    HOST_PRESETS: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
 
     def setup(self, backbone: Backbone, train_classnames: Sequence[str]) -> None:
         self._attach(backbone)

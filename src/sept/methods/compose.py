@@ -127,7 +127,8 @@ class ComposedMethod(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and its parts (``ce`` or the head's name, then each regulariser by name).
 
-        audio: [B, D] features; labels: [B] indices into ``classnames`` (default: training classes).
+        audio: [B, D] features (unnormalised is fine: similarities normalise them); labels: [B] indices
+        into ``classnames`` (default: training classes).
         """
         classnames = list(classnames if classnames is not None else self.train_classnames)
         requests = [TextRequest(tuple(classnames), "classes", shift=self.learner.conditional)]
@@ -137,7 +138,12 @@ class ComposedMethod(nn.Module):
             if req is not None:
                 slots[name] = len(requests)
                 requests.append(req)
-        feats = self.learner.encode(requests, audio)
+        raw_text = self.head is not None and self.head.uses_raw_text
+        if raw_text:  # one forward: the head takes the raw class features, the rest normalised ones
+            raws = self.learner.encode_raw(requests, audio)
+            feats = [F.normalize(f, dim=-1) for f in raws]
+        else:
+            feats = self.learner.encode(requests, audio)
         class_feats = feats[0]
         logits = similarity_logits(audio, class_feats, self.logit_scale)
         step = Step(
@@ -150,6 +156,7 @@ class ComposedMethod(nn.Module):
             extras={name: feats[i] for name, i in slots.items()},
             epoch=epoch,
             generator=generator,
+            class_feats_raw=raws[0] if raw_text else None,
         )
         parts: dict[str, torch.Tensor] = {}
         if self.head is not None:

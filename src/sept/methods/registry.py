@@ -8,7 +8,8 @@ regulariser or a head is therefore adding one file.
 A method on the command line is a learner (or a named combination such as ``kgcoop``) followed
 by ``+``-separated regularisers and at most one head: ``coop``, ``cocoop+kg``, ``kgcoop+dept``.
 Named combinations carry per-protocol presets from their reference code (layered over the
-learner's presets).
+learner's presets); a head's presets come last (its ``PRESETS``, then its ``HOST_PRESETS`` for the
+method's first name: DePT's recipe differs for CoOp and KgCoOp).
 """
 
 from __future__ import annotations
@@ -141,5 +142,9 @@ def parse_method(method: str) -> MethodSpec:
             head = part
         else:
             raise UnknownNameError("component", part, reg_names + head_names)
+    if head is not None:  # a head's recipe (DePT's schedule), then its settings for this host
+        head_cls = component_class("head", head)
+        presets.append(getattr(head_cls, "PRESETS", {}))
+        presets.append(getattr(head_cls, "HOST_PRESETS", {}).get(first, {}))
     name = "+".join([first, *rest])
     return MethodSpec(name, learner, tuple(regs), head, tuple(presets))

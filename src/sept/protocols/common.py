@@ -49,7 +49,7 @@ class FeatureOptions:
 
 
 class FeatureStore:
-    """Audio features of clips, kept in memory (per clip) on top of the on-disk feature cache,
+    """The backbone's unnormalised audio features of clips (``extract_features(raw=True)``), kept in memory (per clip) on top of the on-disk feature cache,
     so the seeds, folds and methods of one invocation embed each clip at most once."""
 
     def __init__(self, backbone: Backbone, options: FeatureOptions | None = None) -> None:
@@ -74,6 +74,7 @@ class FeatureStore:
                 workers=o.workers,
                 on_bad_audio=o.on_bad_audio,  # type: ignore[arg-type]
                 progress=o.progress,
+                raw=True,  # methods normalise for cosine; DePT's head takes them as they are
             )
             self._feats.update(zip(fs.clips, fs.features, strict=True))
             self._bad.update(dict(fs.skipped))
@@ -86,7 +87,8 @@ class FeatureStore:
 
 @dataclass
 class LabelledSet:
-    """Features [N, D] and labels [N] of clips over ``classnames`` (raw) with their ``readable`` forms."""
+    """Features [N, D] (the backbone's, unnormalised) and labels [N] of clips over ``classnames`` (raw)
+    with their ``readable`` forms."""
 
     features: torch.Tensor
     labels: torch.Tensor

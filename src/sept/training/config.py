@@ -4,7 +4,8 @@ Layers, later ones win:
 
 1. dataclass defaults (below, and each component's ``Options``);
 2. the protocol's preset (:data:`PROTOCOL_PRESETS`);
-3. the method's presets: the learner's ``PRESETS``, then a named combination's (``kgcoop``);
+3. the method's presets: the learner's ``PRESETS``, then a named combination's (``kgcoop``), then
+   a head's (``dept``: its ``PRESETS``, then its ``HOST_PRESETS`` for the host);
 4. a YAML config file;
 5. ``--set key=value`` overrides (values parsed as YAML: ``0.01``, ``null``, ``[a, b]``).
 
@@ -58,10 +59,12 @@ log = logging.getLogger(__name__)
 
 #: per-protocol presets (layer 2)
 PROTOCOL_PRESETS: dict[str, dict[str, Any]] = {
+    # PALM's code (main.py: SGD lr 0.05, momentum 0.9, no weight decay; 16 random context vectors)
     "fewshot": {
         "learner.n_ctx": 16,
         "learner.ctx_init": None,
         "optim.lr": 0.05,
+        "optim.weight_decay": 0.0,
         "optim.scheduler": "none",
         "optim.warmup_epochs": 0,
         "optim.epochs": 50,

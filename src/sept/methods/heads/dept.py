@@ -3,7 +3,9 @@
 Following DePT's code (Koorye/DePT, ``trainers/elp_coop.py``): a scale-and-shift (init 1 and 0)
 on the audio features and another on the text features feed one linear layer over the training
 classes; in training the head sees both the audio features and the class features of the
-labels (``cat([t_y, a])`` with labels ``cat([y, y])``). With ``w = weight``:
+labels (``cat([t_y, a])`` with labels ``cat([y, y])``). As in that code, the head takes the
+encoders' *unnormalised* outputs (``Backbone.embed_audio_inputs_raw`` / ``encode_text_embeds_raw``;
+only the similarity logits use normalised features). With ``w = weight``:
 
 - loss: ``(1 - w) * CE(similarity logits) + w * CE(head logits)`` (0.3 / 0.7 by default);
 - test on the training classes: logits are fused, ``(1 - w) * sim_logits + w * head_logits``
@@ -11,6 +13,11 @@ labels (``cat([t_y, a])`` with labels ``cat([y, y])``). With ``w = weight``:
 - test on any set with a class the head was not trained on: the similarity logits only.
 
 The head's parameters train at ``lr_mult`` (6.5) times the prompt's learning rate.
+
+Recipe (``PRESETS``, DePT's ``train.py`` and ``configs/trainers/ExtrasLinearProbeCoOp/
+vit_b16_ep10_bs4_lr35.yaml``): SGD lr 0.0035, batch 4, 10 epochs, cosine after 1 warm-up epoch at
+1e-5; with CoOp 16 context vectors initialised randomly (``TRAINER.COOP.N_CTX=16``, ``CTX_INIT=""``);
+with KgCoOp ``kg.weight`` 2.0 (``configs/trainers/KgCoOp/vit_b16_ep10_ctxv1_bs4_lr35.yaml``, ``W: 2.0``).
 """
 
 from __future__ import annotations
@@ -55,6 +62,15 @@ class DeptHead(Head):
 
     name = "dept"
     Options = DeptOptions
+    uses_raw_text = True
+    PRESETS = {  # noqa: RUF012 - class-level data
+        protocol: {"optim.lr": 0.0035, "optim.batch_size": 4, "optim.epochs": 10}
+        for protocol in ("base2new", "xd")
+    }
+    HOST_PRESETS = {  # noqa: RUF012 - class-level data
+        "coop": {p: {"learner.n_ctx": 16, "learner.ctx_init": None} for p in ("base2new", "xd")},
+        "kgcoop": {p: {"kg.weight": 2.0} for p in ("base2new", "xd")},
+    }
 
     def __init__(self, options: DeptOptions | None = None) -> None:
         super().__init__(options or DeptOptions())
@@ -80,7 +96,7 @@ class DeptHead(Head):
             raise ValueError("dept: training classes must be the classes the head was built for")
         w = self.options.weight
         sim_loss = F.cross_entropy(step.logits, step.labels)
-        feats = step.class_feats
+        feats = step.class_feats_raw if step.class_feats_raw is not None else step.class_feats
         if feats.dim() == 3:  # conditional learner: class features of each clip [B, C, D]
             text = feats[torch.arange(feats.shape[0], device=feats.device), step.labels]
         else:

@@ -35,7 +35,8 @@ class CoCoOpLearner(CoOpLearner):
     name = "cocoop"
     Options = CoCoOpOptions
     conditional = True
-    #: CoCoOp's reference: batch 1, 10 epochs (lr 0.002, cosine, 1 warm-up epoch: the defaults)
+    #: CoCoOp's code (configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml): batch 1, 10 epochs
+    #: (lr 0.002, cosine, 1 warm-up epoch at 1e-5: the OptimConfig defaults)
     PRESETS = {  # noqa: RUF012 - class-level data
         "base2new": {"optim.batch_size": 1, "optim.epochs": 10},
         "xd": {"optim.batch_size": 1, "optim.epochs": 10},

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sept.errors import ConfigError
@@ -49,6 +50,12 @@ class CoOpLearner(PromptLearner):
 
     name = "coop"
     Options = CoOpOptions
+    #: CoOp's code (configs/trainers/CoOp/vit_b16_ep200.yaml): 200 epochs at 16 shots; SGD lr 0.002,
+    #: cosine, 1 warm-up epoch at 1e-5, batch 32 are the OptimConfig defaults
+    PRESETS = {  # noqa: RUF012 - class-level data
+        "base2new": {"optim.epochs": 200},
+        "xd": {"optim.epochs": 200},
+    }
 
     def __init__(self, options: CoOpOptions | None = None) -> None:
         super().__init__(options or CoOpOptions())
@@ -105,12 +112,13 @@ class CoOpLearner(PromptLearner):
     def encode_with_context(
         self, embeds: torch.Tensor, mask: torch.Tensor, ctx: torch.Tensor
     ) -> torch.Tensor:
-        """Insert ``ctx`` [R, M, E] into token embeddings [R, L, E] (mask [R, L]); features [R, D]."""
+        """Insert ``ctx`` [R, M, E] into token embeddings [R, L, E] (mask [R, L]); the text tower's
+        unnormalised features [R, D] (:meth:`Backbone.encode_text_embeds_raw`)."""
         start = self.backbone.context_index
         full = torch.cat([embeds[:, :start], ctx.to(embeds.dtype), embeds[:, start:]], dim=1)
         ones = torch.ones(mask.shape[0], ctx.shape[1], dtype=mask.dtype, device=mask.device)
         full_mask = torch.cat([mask[:, :start], ones, mask[:, start:]], dim=1)
-        return self.backbone.encode_text_embeds(full, full_mask)
+        return self.backbone.encode_text_embeds_raw(full, full_mask)
 
     def _encode_parts(
         self, embeds: list[torch.Tensor], masks: list[torch.Tensor], ctxs: list[torch.Tensor]
@@ -137,7 +145,14 @@ class CoOpLearner(PromptLearner):
     def encode(
         self, requests: Sequence[TextRequest], audio: torch.Tensor | None = None
     ) -> list[torch.Tensor]:
-        """Every request in one text-tower forward, or one per request when that pads much less."""
+        """Normalised features of every request (see :meth:`encode_raw`)."""
+        return [F.normalize(f, dim=-1) for f in self.encode_raw(requests, audio)]
+
+    def encode_raw(
+        self, requests: Sequence[TextRequest], audio: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Unnormalised features of every request ([N, D] or [B, N, D]), in one text-tower forward,
+        or one per request when that pads much less."""
         device = self.ctx.device
         dim = self.backbone.embed_dim
         texts = tuple(self.class_text(t, r.kind) for r in requests for t in r.texts)

@@ -33,10 +33,12 @@ class PalmLearner(PromptLearner):
 
     name = "palm"
     Options = PalmOptions
-    #: PALM's code: SGD lr 0.05 (momentum 0.9), no schedule, 50 epochs, batch 16, in every protocol
+    #: PALM's code (main.py, utils/utils.py): SGD lr 0.05, momentum 0.9, no weight decay, no schedule,
+    #: 50 epochs, batch 16, in every protocol
     PRESETS = {  # noqa: RUF012 - class-level data
         "*": {
             "optim.lr": 0.05,
+            "optim.weight_decay": 0.0,
             "optim.scheduler": "none",
             "optim.warmup_epochs": 0,
             "optim.epochs": 50,
