@@ -146,6 +146,7 @@ def test_cross_dataset_evaluates_targets_and_adds_new_ones(tiny_clap, tones, sto
     source = load_dataset(tones, name="tones-a")
     target = load_dataset(tones, name="tones-b")
     third = load_dataset(tones, name="tones-c")
+    target.target_folds = third.target_folds = (1,)
     settings = _settings(tmp_path, folds=[1])
     (r,) = run_protocol("xd", tiny_clap, source, "palm", settings, targets=[target], store=store)
     assert set(r["targets"]) == {"tones-b"} and r["targets"]["tones-b"]["num_clips"] == 15
@@ -155,6 +156,37 @@ def test_cross_dataset_evaluates_targets_and_adds_new_ones(tiny_clap, tones, sto
     (r2,) = run_protocol("xd", tiny_clap, source, "palm", settings, targets=[target, third], store=store)
     assert set(r2["targets"]) == {"tones-b", "tones-c"}
     assert r2["targets"]["tones-b"] == r["targets"]["tones-b"]
+
+
+def test_cross_dataset_csv_target_is_evaluated_on_its_test_fold(tiny_clap, tmp_path, store):
+    """A CSV target whose fold 1 is a training pool and fold 2 its test clips: the run evaluates
+    fold 2 (chosen explicitly), never the first fold, and reports what it shares with the source."""
+    from sept.errors import DataError
+    from sept.protocols.needs import target_split
+
+    tones = make_tone_dataset(tmp_path / "tones", per_class=7, folds=2)  # 4 per class in fold 1, 3 in fold 2
+    source = load_dataset(tones, name="tones-src")
+    target = load_dataset(tones, name="tones-held-out")
+    with pytest.raises(DataError, match="--target-fold tones-held-out=K"):
+        target_split(target)
+    target.target_folds = (2,)
+    split = target_split(target)
+    assert split.fold == 2 and {c.fold for c in split.test} == {"2"}
+    (r,) = run_protocol(
+        "xd",
+        tiny_clap,
+        source,
+        "coop",
+        _settings(tmp_path / "runs", folds=[1]),
+        targets=[target],
+        store=store,
+    )
+    result = r["targets"]["tones-held-out"]
+    n_test = len(split.test)
+    assert result["num_clips"] == n_test and result["fold"] == 2 and result["test_source"].endswith("== 2")
+    assert n_test != len(target.split(1).test)  # fold 1 would have given another count
+    # the same files and classes as the source: reported, not hidden
+    assert result["overlap"]["files"] == n_test and len(result["overlap"]["classes"]) == len(split.classnames)
 
 
 def test_cli_run_base2new(tiny_clap, tones, tmp_path, capsys):

@@ -27,6 +27,8 @@ The file (every key but ``datasets`` and ``methods`` optional)::
     config_file: null                    # ...or such a YAML file (not both)
     overrides: [optim.lr=0.002]          # `--set key=value` for every method
     xd: {sources: [ESC50], targets: null}  # xd: sources among the datasets; targets default to the others
+                                         # (a target's test data: its `folds: [K]`, else every test fold
+                                         # of a registered dataset; a CSV with folds must name K)
     executor: {kind: local, workers: null, threads: 1, address: null, num_cpus: 1, num_gpus: 0}
 
 Relative paths are relative to the current directory, as on the command line; ``$VAR`` and
@@ -97,11 +99,16 @@ class DatasetRef:
     overrides: tuple[str, ...] = ()
 
     def open(self) -> Dataset:
+        """The dataset; explicit ``folds`` also name its test folds when it is an xd target."""
         from sept.data.registry import open_dataset
 
         if self.data:
-            return open_dataset(self.data, self.root, test=self.test, name=self.name)
-        return open_dataset(self.name or "", self.root)
+            ds = open_dataset(self.data, self.root, test=self.test, name=self.name)
+        else:
+            ds = open_dataset(self.name or "", self.root)
+        if isinstance(self.folds, tuple):
+            ds.target_folds = self.folds
+        return ds
 
     @property
     def label(self) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sept.cli.common import add_backbone_args, add_feature_args, add_held_out_args
+from sept.errors import ConfigError
 from sept.runs.layout import CONFIG_FILE, PROMPT_FILE, RESULTS_FILE
 from sept.runs.schema import PROTOCOLS
 
@@ -85,6 +86,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="xd: target datasets (default: the other benchmark datasets)",
     )
     p.add_argument(
+        "--target-fold",
+        action="append",
+        default=[],
+        metavar="NAME=K",
+        help="xd: the fold holding a target's test clips (required for a CSV target with folds; "
+        "default for a registered dataset: every fold's test list; repeatable)",
+    )
+    p.add_argument(
         "--target-root",
         action="append",
         default=[],
@@ -101,8 +110,19 @@ def _targets(args: argparse.Namespace, source_name: str) -> list[Any]:
     from sept.data.registry import BENCHMARK_DATASETS, open_dataset
 
     roots = {k: Path(str(v)) for k, v in parse_key_values(args.target_root, "--target-root").items()}
+    folds = parse_key_values(args.target_fold, "--target-fold")
     names = args.targets or [n for n in BENCHMARK_DATASETS if n != source_name]
-    return [open_dataset(n, roots.get(n)) for n in names]
+    targets = [open_dataset(n, roots.get(n)) for n in names]
+    for name, target in zip(names, targets, strict=True):
+        fold = folds.pop(name, folds.pop(target.name, None))
+        if fold is not None:
+            try:
+                target.target_folds = (int(fold),)
+            except (TypeError, ValueError):
+                raise ConfigError(f"--target-fold {name}={fold!r}: the fold must be a number") from None
+    if folds:
+        raise ConfigError(f"--target-fold names no --targets entry: {', '.join(sorted(folds))}")
+    return targets
 
 
 def _mean_line(results: list[RunResults]) -> str:

@@ -117,6 +117,9 @@ class Dataset(ABC):
         self.readable_overrides = dict(readable_overrides or {})
         self.info = info  # the registry's DatasetInfo for named datasets, else None
         self.absolute_paths = absolute_paths  # CSV rows may name absolute paths (a user's own lists)
+        #: as a cross-dataset target: the folds whose test lists it is evaluated on (None: the rule
+        #: of sept.protocols.needs.target_folds)
+        self.target_folds: tuple[int, ...] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, root={str(self.root)!r}, folds={list(self.folds)})"

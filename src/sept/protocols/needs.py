@@ -8,7 +8,12 @@ the preflight checks ask this module, so the three never disagree on which clips
 - training classes: the base classes (first half of the sorted names) for ``base2new``, every
   class otherwise; K shots of them are drawn once per (dataset, fold, K, seed, subset) into a
   manifest under the run root;
-- test clips: the fold's test list; for ``xd`` also each target's test list.
+- test clips: the fold's test list; for ``xd`` also each target's test data
+  (:func:`target_split`): the test lists of the folds chosen for it (``Dataset.target_folds``: a
+  grid target's ``folds: [k]``, ``sept run --target-fold NAME=K``), else every fold's test list of a
+  registered dataset (all its test data), or a single-split dataset's test list; a user's dataset
+  with several folds must name its test fold (its first fold may be another dataset's training
+  pool). :func:`target_overlap` reports classes and files a target shares with the source.
 """
 
 from __future__ import annotations
@@ -81,9 +86,80 @@ def train_manifest(
     )
 
 
+def target_folds(target: Dataset) -> tuple[Fold, ...]:
+    """The folds whose test lists a cross-dataset target is evaluated on (see the module doc)."""
+    chosen = target.target_folds
+    if chosen:
+        return tuple(target.resolve_fold(f) for f in chosen)
+    if not target.folds:
+        return (None,)
+    if target.info is not None:  # a registered dataset: its folds' test lists are all its test data
+        return tuple(target.folds)
+    raise DataError(
+        f"cross-dataset target {target.name!r} has folds {', '.join(map(str, target.folds))}: name the fold "
+        f"that holds its test clips (grid: `folds: [K]` on the target; sept run: --target-fold "
+        f"{target.name}=K); its first fold is not assumed, it may be another dataset's training pool"
+    )
+
+
 def target_split(target: Dataset) -> Split:
-    """The split a cross-dataset target is evaluated on (its default fold)."""
-    return run_split(target, target.default_fold)
+    """The test data a cross-dataset target is evaluated on: the test clips of every fold of
+    :func:`target_folds` (each clip once), over the classes of those folds."""
+    folds = target_folds(target)
+    splits = [run_split(target, f) for f in folds]
+    first = splits[0]
+    if len(splits) == 1:
+        return first
+    for other in splits[1:]:
+        if other.classnames != first.classnames:
+            raise DataError(
+                f"cross-dataset target {target.name!r}: folds {first.fold} and {other.fold} have different "
+                "classes; name one test fold"
+            )
+    test = list(dict.fromkeys(c for s in splits for c in s.test))
+    return dataclasses.replace(
+        first,
+        fold=None,
+        test=tuple(test) if isinstance(first.test, tuple) else test,
+        test_source=" + ".join(s.test_source for s in splits),
+    )
+
+
+def target_overlap(source: Split, target: Split) -> dict[str, object]:
+    """Classes (readable names, case-insensitive) and audio files (same content) that a target's
+    test data shares with the source's clips: ``{"classes": [...], "files": n}``."""
+    from sept.utils.hashing import hash_file
+
+    own = {r.lower(): r for r in source.readable}
+    classes = sorted({r for r in target.readable if r.lower() in own})
+    source_clips = list(dict.fromkeys([*source.train, *source.test]))
+
+    def size(clip: Clip) -> int | None:
+        try:
+            return Path(clip.path).stat().st_size
+        except OSError:
+            return None
+
+    by_size: dict[int, list[Clip]] = {}
+    for clip in source_clips:
+        n = size(clip)
+        if n is not None:
+            by_size.setdefault(n, []).append(clip)
+    digests: dict[Path, str] = {}
+
+    def digest(clip: Clip) -> str:
+        path = Path(clip.path)
+        if path not in digests:
+            digests[path] = hash_file(path)
+        return digests[path]
+
+    shared = 0
+    for clip in target.test:  # only same-size files are hashed
+        n = size(clip)
+        candidates = by_size.get(n, []) if n is not None else []
+        if candidates and digest(clip) in {digest(c) for c in candidates}:
+            shared += 1
+    return {"classes": classes, "files": shared}
 
 
 def clips_needed(

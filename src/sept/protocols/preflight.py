@@ -60,8 +60,11 @@ def preflight(
         for config in configs.values():  # a +sept run needs a set covering its training classes
             if "sept" in config.regularizers:
                 run_neighbors(config, readable, dataset.name)
-    for target in targets or ():
-        check_test_classes(target.split(None))
+    from sept.protocols.needs import target_folds
+
+    for target in targets or ():  # a CSV target with folds must name its test fold
+        for fold in target_folds(target):
+            check_test_classes(target.split(fold))
 
 
 def _config(method: str, protocol: str, seed: int, settings: ProtocolSettings) -> RunConfig:

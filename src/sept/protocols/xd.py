@@ -1,8 +1,11 @@
 """Cross-dataset transfer: train on all classes of a source (K shots), evaluate on other datasets.
 
-Each target is evaluated on its test clips among its full class set with the learned prompt
-(class prompts rebuilt from the target's names; a head or per-class vectors only apply to the
-source's classes, and the results' notes say so). The run folder is the source's.
+Each target is evaluated on its test data (:func:`sept.protocols.needs.target_split`: the folds
+named for it, else every test fold of a registered dataset) among its full class set with the
+learned prompt (class prompts rebuilt from the target's names; a head or per-class vectors only
+apply to the source's classes, and the results' notes say so). Classes and audio files a target
+shares with the source are reported with its metrics (``overlap``) and logged as a warning. The run
+folder is the source's.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def run_xd(
     target_folds = dict(target_folds or {})
     store = store or FeatureStore(backbone)
     target_splits: dict[str, Split] = {}
+    overlaps: dict[tuple[str, Any, str], dict[str, Any]] = {}
 
     def target_split(dataset: Dataset) -> Split:
         if dataset.name not in target_splits:
@@ -62,20 +66,41 @@ def run_xd(
             )
         return target_splits[dataset.name]
 
-    def evaluate_targets(trained: ComposedMethod, config: RunConfig, names: set[str]) -> dict[str, Any]:
+    def overlap(split: Split, dataset: Dataset) -> dict[str, Any]:
+        key = (split.dataset, split.fold, dataset.name)
+        if key not in overlaps:
+            found = needs.target_overlap(split, target_split(dataset))
+            if found["classes"] or found["files"]:
+                log.warning(
+                    "xd target %s shares %d class(es) (%s) and %d audio file(s) with source %s: its "
+                    "accuracy is not a transfer to unseen data",
+                    dataset.name,
+                    len(found["classes"]),
+                    ", ".join(found["classes"][:8]) or "none",
+                    found["files"],
+                    source.name,
+                )
+            overlaps[key] = found
+        return overlaps[key]
+
+    def evaluate_targets(
+        trained: ComposedMethod, config: RunConfig, names: set[str], split: Split
+    ) -> dict[str, Any]:
         metrics = {}
         for t in targets:
             if t.name in names:
                 tsplit = target_split(t)
                 metrics[t.name] = evaluate(trained, labelled_set(store, tsplit.test, tsplit, "test"), config)
                 metrics[t.name]["fold"] = tsplit.fold
+                metrics[t.name]["test_source"] = tsplit.test_source
+                metrics[t.name]["overlap"] = overlap(split, t)
         return metrics
 
     def body(run: ProtocolRun) -> dict[str, Any]:
         split = run.split
         trained, info = train_on_shots(run, backbone, store, settings, split)
         source_metrics = evaluate(trained, labelled_set(store, split.test, split, "test"), run.config)
-        target_metrics = evaluate_targets(trained, run.config, {t.name for t in targets})
+        target_metrics = evaluate_targets(trained, run.config, {t.name for t in targets}, split)
         return {
             **run.header(settings, backbone, trained),
             "train": info,
@@ -90,7 +115,8 @@ def run_xd(
         if missing:
             log.info("adding targets %s to %s", sorted(missing), directory)
             trained, _ = load_prompt(directory / PROMPT_FILE, backbone)
-            done["targets"].update(evaluate_targets(trained, config, missing))
+            split = run_split(source, done.get("fold"))
+            done["targets"].update(evaluate_targets(trained, config, missing, split))
             done["summary"] = _summary(done["source"], done["targets"])
             write_results(directory, done)
         return done
