@@ -147,6 +147,25 @@ def test_paper_configs_cover_the_benchmark():
     assert xd.xd_sources == ("ESC50",) and xd.protocols == ("xd",)
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "paper").glob("*.yaml")), ids=lambda p: p.name)
+def test_paper_configs_run_the_reference_recipes(path):
+    """fp32 and SEPT's exact loss in every paper grid; DePT rows in base-to-new and cross-dataset;
+    each method's epochs, batch and lr as its reference code (presets, not a grid-wide override)."""
+    from sept.training.config import resolve_config
+
+    g = load_grid(path)
+    assert g.config == {"precision": "fp32", "sept": {"per_step": 0}}
+    names = {m.name for m in g.methods}
+    if path.name.startswith(("base2new", "xd")):
+        assert {"coop+dept", "coop+dept+sept"} <= names
+    protocol = g.protocols[0]
+    expected = {"coop": (200, 32, 0.002), "cocoop": (10, 1, 0.002), "kgcoop": (100, 128, 0.002)}
+    expected.update({"coop+dept": (10, 4, 0.0035), "coop+dept+sept": (10, 4, 0.0035)})
+    for name in names & set(expected) if protocol != "fewshot" else ():
+        c = resolve_config(name, protocol, settings={"precision": "fp32"})
+        assert (c.optim.epochs, c.optim.batch_size, c.optim.lr) == expected[name], name
+
+
 def test_demo_config_is_the_demo_grid():
     from sept.demo.run import DEMO_GRID
 
