@@ -85,13 +85,13 @@ def test_cocoop_class_features_depend_on_the_clip(tiny_clap):
 def test_cocoop_is_batched_in_one_text_forward(tiny_clap, monkeypatch):
     method = make_method(configure("cocoop"), tiny_clap)
     calls = []
-    original = type(tiny_clap).encode_text_embeds
+    original = type(tiny_clap).encode_text_embeds_raw  # the prompted forward (learners normalise)
 
     def counting(self, embeds, mask):
         calls.append(embeds.shape[0])
         return original(self, embeds, mask)
 
-    monkeypatch.setattr(type(tiny_clap), "encode_text_embeds", counting)
+    monkeypatch.setattr(type(tiny_clap), "encode_text_embeds_raw", counting)
     feats, labels = separable_features(tiny_clap.embed_dim, len(CLASSES), per_class=2)
     method.training_loss(feats, labels)
     assert calls == [feats.shape[0] * len(CLASSES)]
@@ -131,13 +131,13 @@ def test_regularizer_texts_share_the_class_forward(tiny_clap, monkeypatch, name,
     method.regularizers["phrases"] = reg
     feats, labels = separable_features(tiny_clap.embed_dim, len(CLASSES), per_class=1)
     calls = []
-    original = type(tiny_clap).encode_text_embeds
+    original = type(tiny_clap).encode_text_embeds_raw  # the prompted forward (learners normalise)
 
     def counting(self, embeds, mask):
         calls.append(embeds.shape[0])
         return original(self, embeds, mask)
 
-    monkeypatch.setattr(type(tiny_clap), "encode_text_embeds", counting)
+    monkeypatch.setattr(type(tiny_clap), "encode_text_embeds_raw", counting)
     with torch.no_grad():
         method.training_loss(feats, labels)
     assert len(calls) == forwards  # classes and phrases in one text-tower forward unless far apart

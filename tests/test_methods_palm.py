@@ -55,10 +55,11 @@ def test_no_text_tower_forward_while_training(tiny_clap, monkeypatch):
     feats, labels = separable_features(tiny_clap.embed_dim, len(CLASSES), per_class=2)
     method.training_loss(feats, labels)  # frozen class-name features are computed once here
     calls = []
-    original = type(tiny_clap).encode_text_embeds
-    monkeypatch.setattr(
-        type(tiny_clap), "encode_text_embeds", lambda self, e, m: calls.append(1) or original(self, e, m)
-    )
+    for attr in ("encode_text_embeds", "encode_text_embeds_raw"):
+        original = getattr(type(tiny_clap), attr)
+        monkeypatch.setattr(
+            type(tiny_clap), attr, lambda self, e, m, f=original: calls.append(1) or f(self, e, m)
+        )
     loss, _ = method.training_loss(feats, labels)
     loss.backward()
     assert calls == []

@@ -48,12 +48,25 @@ def test_base_to_new_defaults_follow_the_reference_code():
         "cosine",
     )
     assert (coop.optim.warmup_epochs, coop.optim.warmup_lr, coop.optim.batch_size) == (1, 1e-5, 32)
+    assert (coop.optim.epochs, coop.optim.weight_decay) == (200, 5e-4)  # CoOp's vit_b16_ep200
     assert coop.logit_scale is None  # the backbone's (100 by default)
     cocoop = resolve_config("cocoop")
     assert (cocoop.optim.batch_size, cocoop.optim.epochs, cocoop.learner.meta_reduction) == (1, 10, 16)
-    kg = resolve_config("kgcoop+dept")
-    assert (kg.optim.batch_size, kg.optim.epochs, kg.optim.lr) == (128, 100, 0.002)
-    assert (kg.regularizers["kg"].weight, kg.head["dept"].weight, kg.head["dept"].lr_mult) == (8.0, 0.7, 6.5)
+    kg = resolve_config("kgcoop")
+    assert (kg.optim.batch_size, kg.optim.epochs, kg.optim.lr, kg.regularizers["kg"].weight) == (
+        128,
+        100,
+        0.002,
+        8.0,
+    )
+    # DePT's recipe on KgCoOp (DePT's configs/trainers/KgCoOp/vit_b16_ep10_ctxv1_bs4_lr35.yaml)
+    kgd = resolve_config("kgcoop+dept")
+    assert (kgd.optim.batch_size, kgd.optim.epochs, kgd.optim.lr) == (4, 10, 0.0035)
+    assert (kgd.regularizers["kg"].weight, kgd.head["dept"].weight, kgd.head["dept"].lr_mult) == (
+        2.0,
+        0.7,
+        6.5,
+    )
     palm = resolve_config("palm")
     assert (palm.optim.lr, palm.optim.scheduler, palm.optim.epochs, palm.optim.batch_size) == (
         0.05,
@@ -61,6 +74,8 @@ def test_base_to_new_defaults_follow_the_reference_code():
         50,
         16,
     )
+    assert palm.optim.weight_decay == 0.0  # PALM's main.py: SGD without weight decay
+    assert resolve_config("coop", "fewshot").optim.weight_decay == 0.0
 
 
 def test_few_shot_defaults_are_palms_code():

@@ -16,20 +16,15 @@ Keys are dotted: ``seed``, ``optim.lr``, ``learner.n_ctx`` (or ``coop.n_ctx``), 
 ``--set`` key that names no option is an error, as is any value out of range, all before any
 compute.
 
-Defaults follow the reference code (docs/BENCHMARK.md):
+Defaults follow the reference code; docs/METHOD.md ("Recipes") lists every default with its source:
 
 - ``base2new`` and ``xd``: CoOp's base-to-new variant, SGD lr 0.002 (momentum 0.9, weight decay
   5e-4), cosine schedule after 1 warm-up epoch at 1e-5, batch 32, logit scale 100 (or the
-  backbone's own). Epochs: 50 rather than CoOp's 200, to stay practical on a CPU: a step is a
-  text-tower forward and backward of the class prompts (audio features are cached), measured on
-  2 CPU cores at 0.56 s for 25 prompts with a full-size CLAP text tower (RoBERTa-base) and 0.02 s
-  with the offline MiniLM, so ESC50's base classes (16 shots x 25 = 400 clips, 12 steps an epoch)
-  take about 6 min per run at 50 epochs instead of 22 min at 200; set ``optim.epochs=200`` for
-  the reference schedule. CoCoOp: batch 1, 10 epochs (its reference; 4,000 steps, ~40 min per
-  such run on a CPU with CLAP); KgCoOp: batch 128, 100 epochs, w = 8; PALM: its own (lr 0.05,
-  no schedule, batch 16, 50 epochs; no text-tower pass per step).
+  backbone's own); CoOp 200 epochs, CoCoOp batch 1 x 10 epochs, KgCoOp batch 128 x 100 epochs
+  (w = 8), DePT lr 0.0035, batch 4, 10 epochs (head at 6.5x; CoOp host: 16 random vectors; KgCoOp
+  host: w = 2), PALM its own (lr 0.05, no weight decay, no schedule, batch 16, 50 epochs).
 - ``fewshot``: PALM's code for every method: 16 context vectors drawn N(0, 0.02), SGD lr 0.05,
-  momentum 0.9, no schedule, 50 epochs, batch 16.
+  momentum 0.9, no weight decay, no schedule, 50 epochs, batch 16.
 """
 
 from __future__ import annotations
@@ -77,7 +72,8 @@ PROTOCOL_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class OptimConfig:
-    """Optimiser and schedule (defaults: CoOp's reference, with 50 epochs; see the module doc)."""
+    """Optimiser and schedule (defaults: CoOp's; epochs are set by each method's presets, 50 is PALM's
+    few-shot schedule; see the module doc)."""
 
     name: Literal["sgd", "adam", "adamw"] = option("sgd", "optimiser")
     lr: float = option(0.002, "learning rate of the prompt (a head scales it by its lr_mult)", gt=0)
