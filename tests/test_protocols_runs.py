@@ -68,7 +68,7 @@ def test_base2new_writes_a_complete_run_folder(tiny_clap, tones, store, tmp_path
     assert r["train"]["clips"] == 6 and len(r["train"]["history"]) == 2  # 2 shots x 3 base classes
     assert Path(r["train"]["manifest"]).is_relative_to(tmp_path / "manifests")
     assert any("fused" in n for n in r["base"]["notes"]) and any("ignored" in n for n in r["new"]["notes"])
-    assert r["config"]["regularizers"]["kg"]["weight"] == 8.0 and r["config"]["seed"] == 0
+    assert r["config"]["regularizers"]["kg"]["weight"] == 2.0 and r["config"]["seed"] == 0  # DePT on KgCoOp
 
 
 def test_finished_runs_are_skipped_and_force_retrains(tiny_clap, tones, store, tmp_path, monkeypatch):
@@ -236,4 +236,4 @@ def test_cli_lists_methods_and_shows_configs(capsys):
     ]
     assert main(argv) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["head"]["dept"]["weight"] == 0.5 and shown["optim"]["batch_size"] == 128
+    assert shown["head"]["dept"]["weight"] == 0.5 and shown["optim"]["batch_size"] == 4  # DePT recipe
