@@ -194,7 +194,9 @@ class PromptClassifier:
         )
 
     def embed(self, clips: Sequence[Clip | str | os.PathLike[str]]):  # -> FeatureSet
-        """Audio features of ``clips`` (paths or :class:`~sept.data.clips.Clip`), cached; undecodable files skipped."""
+        """The backbone's unnormalised audio features of ``clips`` (paths or :class:`~sept.data.clips.Clip`),
+        as training saw them (similarities normalise them; DePT's head takes them as they are), cached;
+        undecodable files skipped."""
         from sept.features.extract import extract_features
 
         o = self.features
@@ -207,6 +209,7 @@ class PromptClassifier:
             workers=o.workers,
             on_bad_audio=o.on_bad_audio,  # type: ignore[arg-type]
             progress=o.progress,
+            raw=True,
         )
 
     def predict(
