@@ -243,7 +243,9 @@ def test_raw_features_are_the_projections_before_normalisation(backbone: ClapBac
     assert backbone.exposes_raw_features
     inputs = [backbone.audio_inputs(_noise(1.0, 3)), backbone.audio_inputs(_noise(2.0, 4))]
     raw = backbone.embed_audio_inputs_raw(inputs)
-    torch.testing.assert_close(torch.nn.functional.normalize(raw, dim=-1), backbone.embed_audio_inputs(inputs))
+    torch.testing.assert_close(
+        torch.nn.functional.normalize(raw, dim=-1), backbone.embed_audio_inputs(inputs)
+    )
     batch = backbone.tokenize(TEXTS)
     with torch.no_grad():
         embeds = backbone.token_embeddings(batch.input_ids)
@@ -251,6 +253,9 @@ def test_raw_features_are_the_projections_before_normalisation(backbone: ClapBac
         ref = backbone.model.get_text_features(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
     ref = getattr(ref, "pooler_output", ref)  # transformers returns the projected features
     torch.testing.assert_close(
-        torch.nn.functional.normalize(text_raw, dim=-1), torch.nn.functional.normalize(ref, dim=-1), atol=1e-6, rtol=1e-5
+        torch.nn.functional.normalize(text_raw, dim=-1),
+        torch.nn.functional.normalize(ref, dim=-1),
+        atol=1e-6,
+        rtol=1e-5,
     )
     assert (text_raw.norm(dim=-1) - 1).abs().max() > 1e-3

@@ -106,7 +106,9 @@ def test_head_acts_on_unnormalised_audio_features(trained):
             similarity_logits(3 * feats, method.learner.class_features(CLASSES), method.logit_scale), sim
         )
         scaled = method.logits(3 * feats, CLASSES)
-    torch.testing.assert_close(scaled, 0.3 * sim + 0.7 * _head_logits(method.head, 3 * feats), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(
+        scaled, 0.3 * sim + 0.7 * _head_logits(method.head, 3 * feats), rtol=1e-5, atol=1e-4
+    )
     assert (scaled - method.logits(feats, CLASSES)).abs().max() > 1e-3
 
 

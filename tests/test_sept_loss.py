@@ -223,6 +223,9 @@ def test_sampled_loss_estimates_the_full_loss(tiny_clap, neighbor_file: Path) ->
 
 def test_cocoop_shift_option(tiny_clap, neighbor_file: Path) -> None:
     feats, labels = separable_features(tiny_clap.embed_dim, len(CLASSES), 2)
+    # default: the neighbours go through each clip's shifted prompt (docs/METHOD.md, "CoCoOp and SEPT")
+    default = make_method(configure("cocoop+sept", [f"sept.neighbors={neighbor_file}"]), tiny_clap)
+    assert default.regularizers["sept"].extra_texts(CLASSES, torch.Generator().manual_seed(0)).shift is True
     for shift, ndim in ((False, 2), (True, 3)):
         method = make_method(
             configure("cocoop+sept", [f"sept.neighbors={neighbor_file}", f"sept.shift={str(shift).lower()}"]),

@@ -142,7 +142,9 @@ class Backbone(nn.Module, ABC):
         ``inputs_embeds`` (prompt learners need them); the weights stay frozen.
         """
 
-    def encode_text_embeds_raw(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def encode_text_embeds_raw(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         """Text features [N, D] before the final L2 normalisation (see :meth:`embed_audio_inputs_raw`);
         gradients flow to ``inputs_embeds``. Default: :meth:`encode_text_embeds` (normalised)."""
         return self.encode_text_embeds(inputs_embeds, attention_mask)

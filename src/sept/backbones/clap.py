@@ -192,7 +192,9 @@ class ClapBackbone(Backbone):
         """
         return F.normalize(self.encode_text_embeds_raw(inputs_embeds, attention_mask), dim=-1)
 
-    def encode_text_embeds_raw(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def encode_text_embeds_raw(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         """``text_projection(pooler_output)`` [N, D] (float32), before normalisation."""
         if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.token_dim:
             raise ValueError(

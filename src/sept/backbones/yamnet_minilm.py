@@ -205,6 +205,8 @@ class YamnetMiniLMBackbone(Backbone):
     def encode_text_embeds(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.text(inputs_embeds, attention_mask)
 
-    def encode_text_embeds_raw(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def encode_text_embeds_raw(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         """MiniLM's pooled output [N, D] before normalisation."""
         return self.text(inputs_embeds, attention_mask, normalize=False)

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sept.errors import DataError
+
 if TYPE_CHECKING:
     from sept.data.clips import Clip
     from sept.data.dataset import Dataset, Fold, Split

@@ -18,7 +18,9 @@ each group padded to its own longest text (one forward unless splitting saves to
 
 Options left open by the paper, each documented in :class:`SeptOptions`: plain or squared hinge;
 pairs over all training classes or only those in the batch; CoCoOp's per-clip shift on the
-neighbours (off by default: class and neighbour features then both use the unshifted context);
+neighbours (on by default: for each clip, its shifted class features against the neighbours through
+the same shifted prompt, the prompt CoCoOp classifies with; docs/METHOD.md, "CoCoOp and SEPT";
+off: both sides through the unshifted context);
 ablations ``intra: false``, ``inter: false``, ``margins: none`` (zero intra margin, mean inter margin).
 """
 
@@ -76,7 +78,11 @@ class SeptOptions:
     classes: Literal["all", "batch"] = option(
         "all", "anchor classes i: every training class, or only the classes of the batch's clips"
     )
-    shift: bool = option(False, "CoCoOp: pass the neighbours through the per-clip meta-net shift too")
+    shift: bool = option(
+        True,
+        "CoCoOp: neighbours through each clip's shifted prompt, against that clip's class features "
+        "(false: both through the unshifted context; benchmarks/README.md, "SEPT recipes")",
+    )
 
     def validate(self, section: str) -> None:
         if not self.templates:
@@ -124,7 +130,9 @@ class SeptRegularizer(Regularizer):
         # the margins see exactly the words the prompted pass sees (sept.methods.base.prompt_form)
         readable = [prompt_form(c, "classes") for c in self.classnames]
         self.readable = readable
-        margin = frozen_margins(backbone, readable, [prompt_form(p, "phrases") for p in phrases], opts.templates)
+        margin = frozen_margins(
+            backbone, readable, [prompt_form(p, "phrases") for p in phrases], opts.templates
+        )
         if opts.margins == "none":
             own = self.owner.unsqueeze(0) == torch.arange(len(readable)).unsqueeze(1)
             mean_inter = margin[~own].mean() if (~own).any() else margin.new_tensor(0.0)
