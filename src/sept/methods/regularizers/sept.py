@@ -81,7 +81,7 @@ class SeptOptions:
     shift: bool = option(
         True,
         "CoCoOp: neighbours through each clip's shifted prompt, against that clip's class features "
-        "(false: both through the unshifted context; benchmarks/README.md, "SEPT recipes")",
+        "(false: both through the unshifted context; benchmarks/README.md, 'SEPT recipes')",
     )
 
     def validate(self, section: str) -> None:
