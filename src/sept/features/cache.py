@@ -54,6 +54,20 @@ def default_cache_dir() -> Path:
     return cache_root() / "features"
 
 
+def split_norm(vec: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """(unit vector, norm) of ``vec`` [D] in float32, as a ``with_norm`` entry stores them."""
+    vec = np.asarray(vec, dtype=np.float32)
+    norm = np.float32(np.linalg.norm(vec))
+    return (vec / norm).astype(np.float32), norm
+
+
+def as_stored(vec: np.ndarray) -> np.ndarray:
+    """``vec`` exactly as a ``with_norm`` cache hit returns it (unit * norm), so a fresh computation
+    and a later hit give bit-identical features."""
+    unit, norm = split_norm(vec)
+    return unit * norm
+
+
 class FeatureCache:
     """Feature vectors [D] (float32) by content key, for one backbone identity.
 
@@ -126,8 +140,8 @@ class FeatureCache:
         or with ``with_norm`` any vector of positive norm (stored as unit vector and norm)."""
         vec = np.asarray(vec, dtype=np.float32)
         if self.with_norm:
-            norm = np.float32(np.linalg.norm(vec))
-            vec = np.concatenate([vec / norm, [norm]]).astype(np.float32)
+            unit, norm = split_norm(vec)
+            vec = np.concatenate([unit, [norm]]).astype(np.float32)
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(vec, dtype=np.float32), allow_pickle=False)
         npy = buffer.getvalue()

@@ -30,7 +30,7 @@ from sept.audio.ranged import load_window
 from sept.backbones.base import Backbone
 from sept.data.clips import Clip
 from sept.errors import AudioDecodeError
-from sept.features.cache import FeatureCache, default_cache_dir
+from sept.features.cache import FeatureCache, as_stored, default_cache_dir
 from sept.features.claims import Claim
 from sept.utils.hashing import hash_bytes, hash_file
 
@@ -248,6 +248,7 @@ def extract_features(
                 if not float(vec @ vec) > 0:
                     skip(item.index, "the audio tower gave an all-zero feature for it")
                     continue
+                vec = as_stored(vec)  # bit-identical to what a later cache hit returns
                 filled[item.index] = True
                 if keep_features:
                     out[item.index] = vec
