@@ -81,7 +81,9 @@ def test_demo_grid_runs_seven_methods_on_both_datasets(tmp_path, monkeypatch):
     assert entries[1] == {"name": "us8k-mini", "root": str(tmp_path / "us8k-mini"), "folds": [2]}
     grid = demo_grid(entries, tmp_path / "runs")
     methods = [m.name for m in grid.methods]
-    assert methods == DEMO_GRID["methods"] and len(grid.seeds) >= 3
+    assert methods == [m if isinstance(m, str) else m["name"] for m in DEMO_GRID["methods"]]
+    assert len(methods) == 7 and len(grid.seeds) >= 3
+    assert {m.name: m.overrides for m in grid.methods}["coop+sept"] == ("optim.epochs=50",)
     for host in ("coop", "kgcoop", "coop+dept"):
         assert host in methods and f"{host}+sept" in methods
     assert grid.config == {}  # each dataset's SEPT runs use the shipped set named after it
