@@ -268,7 +268,7 @@ def is_finished(cell: Cell, plan: Plan, config: RunConfig | None = None) -> bool
     """
     from sept.neighbors.errors import MissingNeighborsError
     from sept.protocols.common import run_neighbors
-    from sept.protocols.needs import readable_of, run_split, training_classes
+    from sept.protocols.needs import run_split, training_prompt_names
     from sept.runs.store import check_unfinished, finished_results
 
     config = config or cell_config(cell, plan)
@@ -276,7 +276,7 @@ def is_finished(cell: Cell, plan: Plan, config: RunConfig | None = None) -> bool
     neighbor_hash = None
     if "sept" in config.regularizers:
         split = run_split(cell.dataset.open(), cell.fold)
-        classes = readable_of(split, training_classes(cell.protocol, split))
+        classes = training_prompt_names(cell.protocol, split, config)
         with contextlib.suppress(MissingNeighborsError):  # preflight names the cell before any compute
             neighbor_hash = run_neighbors(config, classes, cell.dataset_name).hash
     done = finished_results(directory, config, plan.force, neighbor_hash)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sept.data.clips import Clip
     from sept.data.dataset import Dataset, Fold, Split
     from sept.data.manifest import Manifest
+    from sept.training.config import RunConfig
 
 
 def run_split(dataset: Dataset, fold: Fold) -> Split:
@@ -37,6 +38,18 @@ def run_split(dataset: Dataset, fold: Fold) -> Split:
 
     split = dataset.split(fold)
     return dataclasses.replace(split, dataset=dataset_id(dataset))
+
+
+def with_class_names(split: Split, config: RunConfig) -> Split:
+    """``split`` whose prompt names follow ``config.class_names`` (``raw``: the labels as they are)."""
+    if getattr(config, "class_names", "readable") == "raw":
+        return dataclasses.replace(split, readable=tuple(split.classnames))
+    return split
+
+
+def training_prompt_names(protocol: str, split: Split, config: RunConfig) -> list[str]:
+    """The names the prompts give the classes a run trains on (its neighbour set must cover them)."""
+    return readable_of(with_class_names(split, config), training_classes(protocol, split))
 
 
 def training_subset(protocol: str) -> str:

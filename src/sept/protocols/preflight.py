@@ -36,7 +36,7 @@ def preflight(
     """Raise on the first input that would stop ``protocol`` part-way (see the module doc)."""
     from sept.data.sampling import sample_few_shot
     from sept.protocols.common import run_neighbors
-    from sept.protocols.needs import readable_of, run_split, training_classes
+    from sept.protocols.needs import run_split, training_classes, training_prompt_names
 
     configs = {(m, s): _config(m, protocol, s, settings) for m in methods for s in settings.seeds}
     for fold in settings.folds_of(dataset.folds):
@@ -56,10 +56,9 @@ def preflight(
             except DataError as exc:
                 where = f"dataset {dataset.name!r}" + (f" fold {fold}" if fold is not None else "")
                 raise DataError(f"{where}, train list {split.train_source}: {exc}") from None
-        readable = readable_of(split, classes)
         for config in configs.values():  # a +sept run needs a set covering its training classes
             if "sept" in config.regularizers:
-                run_neighbors(config, readable, dataset.name)
+                run_neighbors(config, training_prompt_names(protocol, split, config), dataset.name)
     from sept.protocols.needs import target_folds
 
     for target in targets or ():  # a CSV target with folds must name its test fold

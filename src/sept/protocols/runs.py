@@ -24,7 +24,12 @@ from sept.protocols.common import (
     run_neighbors,
     train_run,
 )
-from sept.protocols.needs import readable_of, run_split, train_manifest, training_classes
+from sept.protocols.needs import (
+    run_split,
+    train_manifest,
+    training_prompt_names,
+    with_class_names,
+)
 from sept.runs.identity import dataset_id
 from sept.runs.layout import RunKey, run_dir
 from sept.runs.store import finished_results, prepare_run_dir, write_results
@@ -88,10 +93,11 @@ def run_each(
     out = []
     variant = settings.variant_of(method, protocol, backbone.name)
     for fold in settings.folds_of(dataset.folds):
-        split = run_split(dataset, fold)
-        classes = readable_of(split, training_classes(protocol, split))
+        fold_split = run_split(dataset, fold)
         for seed in settings.seeds:
             config = settings.config(method, protocol, seed, backbone.name)
+            split = with_class_names(fold_split, config)
+            classes = training_prompt_names(protocol, split, config)
             neighbors = run_neighbors(config, classes, dataset.name)
             key = RunKey(protocol, dataset_id(dataset), fold, variant["name"], settings.shots, seed)
             directory = run_dir(settings.run_root, key)

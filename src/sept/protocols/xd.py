@@ -89,7 +89,7 @@ def run_xd(
         metrics = {}
         for t in targets:
             if t.name in names:
-                tsplit = target_split(t)
+                tsplit = needs.with_class_names(target_split(t), config)
                 metrics[t.name] = evaluate(trained, labelled_set(store, tsplit.test, tsplit, "test"), config)
                 metrics[t.name]["fold"] = tsplit.fold
                 metrics[t.name]["test_source"] = tsplit.test_source

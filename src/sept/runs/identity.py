@@ -79,6 +79,8 @@ def options_diff(config: RunConfig, reference: RunConfig) -> dict[str, Any]:
     mine = _flatten({k: v for k, v in config.to_dict().items() if k not in NOT_VARIANT})
     ref = _flatten({k: v for k, v in reference.to_dict().items() if k not in NOT_VARIANT})
     keys = sorted(set(mine) | set(ref))
+    if not config.spec.trains:  # a method that does not train has no use for the optimiser
+        keys = [k for k in keys if not k.startswith("optim.")]
     return {_short_key(k): mine.get(k) for k in keys if mine.get(k) != ref.get(k)}
 
 

@@ -106,6 +106,11 @@ class GeneralConfig:
         "auto", "auto: bf16 (or fp16) autocast on CUDA, fp32 on CPU; the device is the backbone's"
     )
     eval_batch_size: int = option(256, "clips per evaluation batch", ge=1)
+    class_names: Literal["readable", "raw"] = option(
+        "readable",
+        "what the prompts name: readable names (dog_bark -> dog bark; sept.data.names) or the dataset's raw "
+        "labels as they are (PALM's code)",
+    )
 
 
 _GENERAL_FIELDS = [f.name for f in dataclasses.fields(GeneralConfig)]
