@@ -80,12 +80,12 @@ def summarize(m: StructureMatrices, rows: Sequence[int] | None = None) -> dict[s
     """Retention and intra/inter cosines, over all classes or the class indices ``rows``."""
     idx = torch.tensor(list(rows) if rows is not None else range(len(m.classes)), dtype=torch.long)
     own = (m.owner.unsqueeze(0) == idx.unsqueeze(1)).float()  # [R, P]
-    out: dict[str, float] = {"retention": round(_pearson(m.frozen[idx], m.tuned[idx]), 4)}
+    out: dict[str, float] = {"retention": round(_pearson(m.frozen[idx], m.tuned[idx]), 6)}
     for name, s in (("frozen", m.frozen[idx]), ("tuned", m.tuned[idx])):
         intra = float((s * own).sum() / own.sum())
         inter = float((s * (1 - own)).sum() / (1 - own).sum()) if (1 - own).sum() > 0 else float("nan")
-        out[f"intra_cos_{name}"] = round(intra, 4)
-        out[f"inter_cos_{name}"] = round(inter, 4)
+        out[f"intra_cos_{name}"] = round(intra, 6)
+        out[f"inter_cos_{name}"] = round(inter, 6)
     return out
 
 
