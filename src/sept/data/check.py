@@ -137,13 +137,13 @@ def check_file(path: Path, decode: bool = False) -> tuple[str, str] | None:
 def _file_results(
     paths: list[Path], decode: bool, workers: int | None, progress: bool
 ) -> dict[str, tuple[str, str] | None]:
-    from tqdm.auto import tqdm
+    from sept.utils.verbosity import progress_bar
 
     workers = workers or min(8, os.cpu_count() or 1)
     results: dict[str, tuple[str, str] | None] = {}
     with (
         ThreadPoolExecutor(max_workers=workers) as pool,
-        tqdm(total=len(paths), desc="checking files", unit="file", disable=(not progress) or None) as bar,
+        progress_bar(len(paths), "checking files", "file", enabled=progress) as bar,
     ):
         for path, result in zip(paths, pool.map(lambda p: check_file(p, decode), paths), strict=True):
             results[_norm(path)] = result
