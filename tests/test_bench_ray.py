@@ -5,10 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sept.bench.sweep import run_sweep
-from sept.report.aggregate import group_runs
-from sept.report.collect import collect_run_root
-from sept.report.tables import build_tables
-from tests.test_bench_support import bench_env, make_grid
+from tests.test_bench_support import bench_env, make_grid, table_numbers
 
 __all__ = ["bench_env"]
 
@@ -35,11 +32,4 @@ def test_ray_executor_runs_a_small_grid(bench_env, tmp_path):
     serial = run_sweep(make_grid(bench_env, tmp_path / "serial", folds=[1], seeds=[0]), echo=lambda s: None)
     assert not serial.failed
 
-    def numbers(root):  # every column but the measured training time
-        out = []
-        for t in build_tables(group_runs(collect_run_root(root))):
-            keep = [j for j, c in enumerate(t.columns) if c != "Time/run"]
-            out.append([[row[j] for j in keep] for row in t.rows])
-        return out
-
-    assert numbers(tmp_path / "ray") == numbers(tmp_path / "serial")
+    assert table_numbers(tmp_path / "ray") == table_numbers(tmp_path / "serial")
