@@ -66,7 +66,9 @@ def test_bar_labels_stay_below_the_title():
     import matplotlib.pyplot as plt
 
     methods = ["zeroshot", "coop", "coop+sept", "kgcoop", "kgcoop+sept", "cocoop", "cocoop+sept"]
-    values = {m: {k: Stat(97.0 + i * 0.3, 1.5, 3) for k in ("base", "new", "h")} for i, m in enumerate(methods)}
+    values = {
+        m: {k: Stat(97.0 + i * 0.3, 1.5, 3) for k in ("base", "new", "h")} for i, m in enumerate(methods)
+    }
     fig = bars_figure(values, ["base", "new", "h"], "us8k-mini: base-to-new")
     try:
         ax = fig.axes[0]
