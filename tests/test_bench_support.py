@@ -63,7 +63,8 @@ def table_numbers(run_root: Path) -> list[str]:
     from sept.report.tables import build_tables
 
     out = []
-    for t in build_tables(group_runs(collect_run_root(run_root))):
+    records = collect_run_root(run_root)
+    for t in build_tables(group_runs(records), records):
         keep = [j for j, c in enumerate(t.columns) if c != "Time/run"]
         out.append(
             replace(
