@@ -11,10 +11,7 @@ import time
 from pathlib import Path
 
 from sept.bench.sweep import run_sweep
-from sept.report.aggregate import group_runs
-from sept.report.collect import collect_run_root
-from sept.report.tables import build_tables
-from tests.test_bench_support import FAST, bench_env, make_grid, write_grid
+from tests.test_bench_support import FAST, bench_env, make_grid, table_numbers, write_grid
 
 __all__ = ["bench_env"]
 
@@ -22,7 +19,7 @@ GRID = {"methods": ["coop", "coop+sept", "kgcoop"], "seeds": [0, 1], "overrides"
 
 
 def _tables(run_root: Path) -> list[str]:
-    return [t.to_markdown() for t in build_tables(group_runs(collect_run_root(run_root)))]
+    return table_numbers(run_root)
 
 
 def test_killed_sweep_resumes_to_the_same_table(bench_env, tmp_path):

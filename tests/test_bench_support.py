@@ -51,3 +51,24 @@ def make_grid(env: dict[str, Path], run_root: Path, **extra: Any) -> GridSpec:
 def write_grid(env: dict[str, Path], run_root: Path, path: Path, **extra: Any) -> Path:
     path.write_text(yaml.safe_dump(grid_dict(env, run_root, **extra)))
     return path
+
+
+def table_numbers(run_root: Path) -> list[str]:
+    """The report tables of a run root as Markdown, without the measured Time/run column
+    (two sweeps of the same grid give the same numbers, not the same timings)."""
+    from dataclasses import replace
+
+    from sept.report.aggregate import group_runs
+    from sept.report.collect import collect_run_root
+    from sept.report.tables import build_tables
+
+    out = []
+    records = collect_run_root(run_root)
+    for t in build_tables(group_runs(records), records):
+        keep = [j for j, c in enumerate(t.columns) if c != "Time/run"]
+        out.append(
+            replace(
+                t, columns=[t.columns[j] for j in keep], rows=[[r[j] for j in keep] for r in t.rows]
+            ).to_markdown()
+        )
+    return out

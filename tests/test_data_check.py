@@ -200,3 +200,35 @@ def test_cli_check_exit_status_and_issue_lines(tmp_path: Path, capsys: pytest.Ca
     assert "ERROR [missing] 1 train file(s) listed but missing: audios/missing.wav" in out
     assert "[odd]/b.wav" in out  # printed literally, not taken as markup
     assert "[overlap]" in out and "[test-only-class]" in out and "error(s)" in out
+
+
+@pytest.mark.parametrize("sizes", [(2, 4), (1, 1, 4)])
+def test_a_fold_column_with_a_big_test_fold_is_not_suspicious(tmp_path: Path, sizes: tuple[int, ...]) -> None:
+    """A fold column's train list is every other fold: bigger test folds cannot mean a swap."""
+    rows = ["path,classname,fold"]
+    for fold, per in enumerate(sizes, start=1):
+        for c in ("a", "b"):
+            for j in range(per):
+                _wav(tmp_path / f"audio/{c}_{fold}_{j}.wav")
+                rows.append(f"audio/{c}_{fold}_{j}.wav,{c},{fold}")
+    (tmp_path / "metadata.csv").write_text("\n".join(rows) + "\n")
+    report = check_dataset(load_dataset(tmp_path / "metadata.csv"))
+    assert "suspicious-fold" not in _by_kind(report), [i.message for i in report.all_issues()]
+    assert report.ok
+
+
+def test_explicit_lists_whose_folds_differ_in_size_are_still_checked(tmp_path: Path) -> None:
+    """Per-fold train/test CSVs that are complements: no warning; a swapped fold: a warning."""
+    root = tmp_path / "TUT2017"
+    groups = _clean_folds(root, ["beach", "bus"], 4)
+    for j in range(6):  # fold 4 is much bigger than the others
+        for c in ("beach", "bus"):
+            _wav(root / f"audios/{c}_extra_{j}.wav")
+            groups[4].append((f"audios/{c}_extra_{j}.wav", c))
+    _write_folds(root, groups)
+    report = check_dataset(get_dataset("TUT2017", root))
+    assert "suspicious-fold" not in _by_kind(report)
+    _csv(root / "csv_files" / "train_2.csv", groups[2])  # fold 2 swapped, as in PALM's CSVs
+    _csv(root / "csv_files" / "test_2.csv", [r for g, rows in groups.items() if g != 2 for r in rows])
+    report = check_dataset(get_dataset("TUT2017", root))
+    assert list(_by_kind(report, 2)) == ["suspicious-fold"]

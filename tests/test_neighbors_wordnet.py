@@ -70,3 +70,15 @@ def test_missing_wordnet_data_says_how_to_install(tmp_path):
     if run.returncode == 0:
         pytest.skip("WordNet is installed system-wide; cannot hide it from NLTK")
     assert "WordNetMissingError" in run.stderr and "scripts/install_wordnet.sh" in run.stderr
+
+
+def test_only_sound_senses_ranked_by_similarity(wordnet_source):
+    """The dog's bark, not the barque or tree bark; music, not composers; the sound of a tick first."""
+    bark = wordnet_source.propose(Request("dog_bark"))
+    assert bark[0] == "bark" and "bow-wow" in bark
+    assert not {"barque", "poodle", "pawl", "andiron"} & set(bark)
+    music = wordnet_source.propose(Request("street_music"))
+    assert "melody" in music and not [p for p in music if p[:1].isupper()]  # no Mozart, Stravinsky
+    assert "mattress" not in wordnet_source.propose(Request("clock tick"))  # tick, the fabric
+    assert wordnet_source.propose(Request("gun_shot"))[:2] == ["gunfire", "gunshot"]  # joined words first
+    assert "cockerel" in wordnet_source.propose(Request("rooster"))  # only an animal sense: still used

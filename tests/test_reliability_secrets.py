@@ -93,7 +93,7 @@ def test_api_key_never_reaches_files_logs_or_errors(tmp_path, monkeypatch, caplo
     argv += ["--seeds", "0", "--shots", "2", "--run-root", str(run_root), "--no-progress"]
     argv += ["--backbone", "clap", "--backbone-opt", f"model={tiny_clap.model_id}"]
     argv += ["--set", f"sept.neighbors={neighbours}", "--set", "optim.epochs=1"]
-    assert main(["-v", *argv]) == 0  # -v: debug logging, the most a log can say
+    assert main(["-vv", *argv]) == 0  # -vv: debug logging, the most a log can say
     captured = capsys.readouterr()
     written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
     assert any(p.name == "results.json" for p in written) and any(

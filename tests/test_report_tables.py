@@ -166,7 +166,7 @@ def test_written_formats_agree(b2n_root, tmp_path):
     md = (out / "report.md").read_text()
     assert "| A | coop | 75.00 ± 0.00 | 35.00 ± 14.14 |" in md
     tex = (out / "tables" / "base2new.tex").read_text()
-    assert "\\begin{tabular}{llrrrrl}" in tex and "coop+sept" in tex and "$\\pm$" in tex
+    assert "\\begin{tabular}{llrrrrrl}" in tex and "coop+sept" in tex and "$\\pm$" in tex
     assert "$\\Delta$Base" in (out / "tables" / "base2new-sept.tex").read_text()
     page = report.html.read_text()
     assert page.count("<table") == len(report.tables) and "75.00 ± 0.00" in page
@@ -229,7 +229,7 @@ def test_retention_is_reported_when_runs_record_it(tmp_path):
     write_result(tmp_path, "base2new", "A", None, "zeroshot", 0, {"base": 50.0, "new": 50.0, "h": 50.0})
     tables = {t.key: t for t in build_tables(group_runs(collect_run_root(tmp_path)))}
     per_dataset = tables["base2new"]
-    assert per_dataset.columns[-3:] == ["Retention", "Seeds", "Folds"]
+    assert per_dataset.columns[-4:] == ["Retention", "Seeds", "Folds", "Time/run"]
     rows = {r[1]: r for r in per_dataset.rows}
     assert rows["coop"][5].mean == pytest.approx(0.6) and rows["coop"][5].std == pytest.approx(
         statistics.stdev([0.5, 0.7])
@@ -270,3 +270,25 @@ def test_files_left_out_are_summed_and_listed(b2n_root, tmp_path):
 def test_report_without_skipped_files_has_no_such_section(b2n_root, tmp_path):
     report = build_report(b2n_root, tmp_path / "out", plots=False, echo=lambda s: None)
     assert "left out" not in report.markdown.read_text() and "Files left out" not in report.html.read_text()
+
+
+def test_folds_are_counted_time_per_run_shown_and_palm_fallback_noted(tmp_path):
+    """Folds is a count (not "1,2"), Time/run is the mean train.seconds, PALM's fallback is stated."""
+    note = "palm: 2 of 2 classes were not trained on and use the frozen class-name feature g(c)"
+    for fold, seconds in ((1, 10.0), (2, 14.0)):
+        folder = write_result(
+            tmp_path, "base2new", "A", fold, "palm", 0, {"base": 60.0, "new": 40.0, "h": 48.0}
+        )
+        data = json.loads((folder / "results.json").read_text())
+        data["train"] = {"seconds": seconds}
+        data["new"]["notes"] = [f"{note}: x, y"]
+        (folder / "results.json").write_text(json.dumps(data))
+    write_result(tmp_path, "base2new", "A", 1, "zeroshot", 0, {"base": 50.0, "new": 50.0, "h": 50.0})
+    tables = {t.key: t for t in build_tables(group_runs(collect_run_root(tmp_path)))}
+    per_dataset = tables["base2new"]
+    rows = {r[1]: dict(zip(per_dataset.columns, r, strict=True)) for r in per_dataset.rows}
+    assert rows["palm"]["Folds"] == 2 and rows["zeroshot"]["Folds"] == 1
+    assert rows["palm"]["Time/run"] == "12.0 s" and rows["zeroshot"]["Time/run"] is None
+    for table in (per_dataset, tables["base2new-average"]):
+        text = table.to_markdown()
+        assert f"Note, palm (A): {note}: x, y." in text

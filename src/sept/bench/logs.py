@@ -1,7 +1,7 @@
 """Per-cell log files and per-cell locks.
 
-Each cell appends what its run logs (training epochs, warnings, a failure's traceback) to
-``<run folder>/cell.log``. A cell holds an exclusive lock (``fcntl.flock`` through ``filelock``,
+Each cell appends what its run logs on the ``sept`` logger (training epochs, warnings, a
+failure's traceback) to ``<run folder>/cell.log``. A cell holds an exclusive lock (``fcntl.flock`` through ``filelock``,
 released by the kernel if the process dies) on ``<run_root>/.locks/<cell hash>.lock`` while it
 runs, so two sweeps sharing a run root never train the same cell at once: the second waits,
 then finds the cell finished.
@@ -57,32 +57,38 @@ class _BelowWarning(logging.Filter):
 
 @contextlib.contextmanager
 def cell_log(path: str | os.PathLike[str], cell_id: str, quiet_console: bool = True) -> Iterator[Path]:
-    """Append every log record (INFO and up) of the block to ``path``.
+    """Append every record (INFO and up) of the ``sept`` logger in the block to ``path``.
 
-    ``quiet_console``: the process's other handlers only pass warnings meanwhile (the sweep prints
-    one line per cell; the epochs go to the file).
+    ``quiet_console``: the other handlers (the ``sept`` logger's and the root logger's) only pass
+    warnings meanwhile and progress bars are hidden (the sweep prints one line per cell; the
+    epochs go to the file). The root logger's level is never changed.
     """
+    from sept.utils.verbosity import LOGGER_NAME, progress_bars_disabled
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    root = logging.getLogger()
+    logger = logging.getLogger(LOGGER_NAME)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.setLevel(logging.INFO)
     quiet = _BelowWarning()
-    others = list(root.handlers) if quiet_console else []
+    others = [*logger.handlers, *logging.getLogger().handlers] if quiet_console else []
     for h in others:
         h.addFilter(quiet)
-    old_level = root.level
-    root.setLevel(logging.INFO if not old_level or old_level > logging.INFO else old_level)
-    root.addHandler(handler)
+    old_level = logger.level
+    if not old_level or old_level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     handler.stream.write(f"==== {stamp} {cell_id} on {socket.gethostname()} pid {os.getpid()}\n")
     handler.flush()
+    bars = progress_bars_disabled() if quiet_console else contextlib.nullcontext()
     try:
-        yield path
+        with bars:
+            yield path
     finally:
-        root.removeHandler(handler)
+        logger.removeHandler(handler)
         handler.close()
-        root.setLevel(old_level)
+        logger.setLevel(old_level)
         for h in others:
             h.removeFilter(quiet)

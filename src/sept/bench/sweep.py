@@ -31,6 +31,7 @@ from sept.bench.cells import (
 )
 from sept.bench.grid import GridSpec
 from sept.errors import ConfigError
+from sept.utils.verbosity import echo_around, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,8 @@ def run_sweep(
     del backbone
     width = len(str(len(pending)))
     count = 0
+    bar = progress_bar(len(pending), grid.name, "cell")
+    say = echo_around(bar, echo)
 
     def on_done(outcome: Outcome) -> None:
         nonlocal count
@@ -144,11 +147,13 @@ def run_sweep(
         line = describe(outcome) if outcome.status == "ok" else outcome.error
         if outcome.status == "failed" and outcome.log:
             line += f" (log: {outcome.log})"
-        echo(
+        say(
             f"[{count:>{width}}/{len(pending)}] {outcome.status:<8} {outcome.cell}  {line}  ({outcome.seconds:.1f} s)"
         )
+        bar.update(1)
 
-    run_cells(pending, plan, on_done, settings, workers)
+    with bar:
+        run_cells(pending, plan, on_done, settings, workers)
     result.seconds = time.perf_counter() - start
     result.record = write_record(grid, result)
     return result

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 
 from sept import __version__
 from sept.errors import SeptError
+from sept.utils.verbosity import configure_cli
 
 #: sub-command modules under sept.cli, in the order ``sept --help`` lists them
 SUBCOMMANDS = [
@@ -29,6 +29,7 @@ SUBCOMMANDS = [
     "analyze",
     "demo",
     "backbones",
+    "setup",
 ]
 
 
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sept", description="Generalizable prompt tuning of audio-language models (SEPT and its hosts)."
     )
     parser.add_argument("--version", action="version", version=f"sept {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    add_verbosity_args(parser, default=0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
@@ -47,7 +48,43 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # sub-command not built yet
         module.register(sub)
+    for command in _all_subparsers(sub):
+        add_verbosity_args(command, default=argparse.SUPPRESS)  # `sept run ... -v` as `sept -v run ...`
     return parser
+
+
+def add_verbosity_args(parser: argparse.ArgumentParser, default: object) -> None:
+    """``-v`` (repeatable) and ``-q``; sub-commands default to SUPPRESS so they add to the top level's."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default,
+        help="say more: -v logs each epoch and each step (INFO), -vv debug messages",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=default,
+        help="only errors and results: no warnings, no progress bars",
+    )
+
+
+def _all_subparsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    """Every sub-command parser, nested ones (``sept data check``) included."""
+    out = []
+    for parser in dict.fromkeys(sub.choices.values()):
+        out.append(parser)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                out.extend(_all_subparsers(action))
+    return out
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    """``-v`` count minus ``-q`` count."""
+    return int(getattr(args, "verbose", 0) or 0) - int(getattr(args, "quiet", 0) or 0)
 
 
 def _quiet_openmp_threads() -> None:
@@ -73,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_openmp_threads()
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure_cli(verbosity(args))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

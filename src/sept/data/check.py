@@ -3,7 +3,8 @@
 Reports clips per class for train and test, files listed but missing, undecodable files, paths
 that escape the dataset root (never opened), duplicate paths, files in both train and test,
 classes in test but not train, suspicious folds (a test list larger than its train list, or far
-from 1/K of a K-fold dataset, as in the swapped TUT2017 fold CSVs of PALM), k-fold test lists that
+from 1/K of a K-fold dataset, as in the swapped TUT2017 fold CSVs of PALM; not for a fold whose
+train list is the other folds' test lists, as a fold column gives: it cannot be swapped), k-fold test lists that
 overlap, and class names that differ from the registry's. The report is plain data (``to_dict``).
 """
 
@@ -137,13 +138,13 @@ def check_file(path: Path, decode: bool = False) -> tuple[str, str] | None:
 def _file_results(
     paths: list[Path], decode: bool, workers: int | None, progress: bool
 ) -> dict[str, tuple[str, str] | None]:
-    from tqdm.auto import tqdm
+    from sept.utils.verbosity import progress_bar
 
     workers = workers or min(8, os.cpu_count() or 1)
     results: dict[str, tuple[str, str] | None] = {}
     with (
         ThreadPoolExecutor(max_workers=workers) as pool,
-        tqdm(total=len(paths), desc="checking files", unit="file", disable=(not progress) or None) as bar,
+        progress_bar(len(paths), "checking files", "file", enabled=progress) as bar,
     ):
         for path, result in zip(paths, pool.map(lambda p: check_file(p, decode), paths), strict=True):
             results[_norm(path)] = result
@@ -164,8 +165,34 @@ def _duplicates(clips: Iterable[Clip]) -> list[str]:
     return out
 
 
-def _fold_issues(split: Split, n_folds: int, absolute_ok: bool = False) -> list[Issue]:
-    """Problems visible from the lists alone (no file access)."""
+def _complement_folds(dataset: Dataset, splits: list[Split]) -> set[Fold]:
+    """Folds whose train list is exactly the union of the other folds' test lists (the layout of
+    a fold column); the other folds' lists are read when they were not checked."""
+    if len(dataset.folds) < 2:
+        return set()
+    tests: dict[Fold, set[str]] = {s.fold: {_norm(c.path) for c in s.test} for s in splits}
+    for fold in dataset.folds:
+        if fold not in tests:
+            try:
+                tests[fold] = {_norm(c.path) for c in dataset.split(fold, strict=False).test}
+            except DataError:
+                return set()
+    out = set()
+    for split in splits:
+        others = set().union(*(t for f, t in tests.items() if f != split.fold))
+        if {_norm(c.path) for c in split.train} == others:
+            out.add(split.fold)
+    return out
+
+
+def _fold_issues(
+    split: Split, n_folds: int, absolute_ok: bool = False, complement: bool = False
+) -> list[Issue]:
+    """Problems visible from the lists alone (no file access).
+
+    ``complement``: the fold's train list is every other fold's test list (a fold column), so
+    train and test cannot be swapped whatever their sizes: no suspicious-fold warning.
+    """
     issues: list[Issue] = []
 
     def add(severity: Severity, kind: str, message: str, side: str | None, items: list[str]) -> None:
@@ -213,9 +240,9 @@ def _fold_issues(split: Split, n_folds: int, absolute_ok: bool = False) -> list[
         )
     n_train, n_test = len(split.train), len(split.test)
     reasons = []
-    if n_test > SUSPICIOUS_TEST_RATIO * n_train:
+    if not complement and n_test > SUSPICIOUS_TEST_RATIO * n_train:
         reasons.append(f"the test list is larger than the train list ({n_test} vs {n_train} clips)")
-    if n_folds >= 3 and n_train + n_test:
+    if not complement and n_folds >= 3 and n_train + n_test:
         frac, expected = n_test / (n_train + n_test), 1 / n_folds
         if not expected / 2 <= frac <= 2 * expected:
             reasons.append(
@@ -313,7 +340,10 @@ def check_dataset(
         fr.test_counts = dict(sorted(Counter(c.classname for c in split.test).items()))
         fr.classnames = sorted(set(fr.train_counts) | set(fr.test_counts))
         fr.readable = {c: dataset.readable_name(c) for c in fr.classnames}
-        fr.issues.extend(_fold_issues(split, n_folds, dataset.absolute_paths))
+
+    complements = _complement_folds(dataset, [s for s, _ in loaded])
+    for split, fr in loaded:
+        fr.issues.extend(_fold_issues(split, n_folds, dataset.absolute_paths, split.fold in complements))
 
     splits = [s for s, _ in loaded]
     # every file once, escaping ones never opened

@@ -105,7 +105,7 @@ def unzip_atomic(zip_path: Path, root: Path, dataset: str, progress: bool = True
     Members are extracted into ``root/.sept/unzip-<zip>/`` (never outside it), then renamed into
     ``root``; the marker is written last.
     """
-    from tqdm.auto import tqdm
+    from sept.utils.verbosity import progress_bar
 
     rel = zip_path.relative_to(root).as_posix().replace("/", "__")
     marker = root / STATE_DIR / f"unzipped-{rel}.json"
@@ -118,7 +118,9 @@ def unzip_atomic(zip_path: Path, root: Path, dataset: str, progress: bool = True
     try:
         with zipfile.ZipFile(zip_path) as zf:
             members = zf.infolist()
-            for member in tqdm(members, desc=f"unzipping {zip_path.name}", unit="file", disable=not progress):
+            for member in progress_bar(
+                len(members), f"unzipping {zip_path.name}", "file", enabled=progress, iterable=members
+            ):
                 target = tmp / member.filename
                 if not is_inside(tmp, target):
                     raise DataError(

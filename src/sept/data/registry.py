@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -152,17 +153,60 @@ _REGISTRY: dict[str, DatasetInfo] = {
 BENCHMARK_DATASETS: tuple[str, ...] = tuple(n for n, i in _REGISTRY.items() if i.benchmark)
 
 
+#: loaders of datasets registered with their own layout: name -> loader(info, folder)
+_LOADERS: dict[str, Callable[[DatasetInfo, Path], Dataset]] = {}
+
+
+def register_dataset(
+    info: DatasetInfo,
+    loader: Callable[[DatasetInfo, Path], Dataset] | None = None,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Make ``info.name`` a dataset name (``get_dataset``, ``--dataset NAME``, sweeps).
+
+    Without ``loader`` the folder is read by ``info.layout`` ("fold-column" with
+    ``options={"table": "meta.csv"}``, "mahia", "group-holdout"); with it, ``loader(info, folder)``
+    returns the :class:`~sept.data.dataset.Dataset`. Register with ``benchmark=False`` in ``info``
+    unless the set belongs to the SEPT benchmark. A name already registered raises
+    :class:`ValueError` unless ``overwrite``.
+    """
+    if info.layout not in ("mahia", "fold-column", "group-holdout"):
+        raise ValueError(f"dataset {info.name!r}: unknown layout {info.layout!r}")
+    if loader is None and info.layout != "mahia" and "table" not in info.options:
+        raise ValueError(
+            f"dataset {info.name!r}: layout {info.layout!r} needs options={{'table': 'file.csv'}}"
+        )
+    taken = [n for n in _REGISTRY if n.lower() == info.name.lower()]
+    if taken and not overwrite:
+        raise ValueError(f"dataset {taken[0]!r} is already registered (overwrite=True replaces it)")
+    for name in taken:
+        _REGISTRY.pop(name)
+        _LOADERS.pop(name, None)
+    _REGISTRY[info.name] = info
+    if loader is not None:
+        _LOADERS[info.name] = loader
+
+
 def list_datasets(pattern: str = "*", *, benchmark: bool | None = None) -> list[str]:
     """Registered dataset names matching a glob ``pattern`` (case-insensitive), sorted.
 
     ``benchmark=True``: only the 11 benchmark datasets; ``False``: only the others; None: all.
     """
+    from sept.plugins import load_plugins
+
+    load_plugins()
     names = [n for n, info in _REGISTRY.items() if benchmark is None or info.benchmark == benchmark]
     return sorted((n for n in names if fnmatch.fnmatch(n.lower(), pattern.lower())), key=str.lower)
 
 
 def dataset_info(name: str) -> DatasetInfo:
     """The registry entry of ``name`` (exact, or case-insensitive when unambiguous)."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    from sept.plugins import load_plugins
+
+    load_plugins()
     if name in _REGISTRY:
         return _REGISTRY[name]
     folded = [n for n in _REGISTRY if n.lower() == name.lower()]
@@ -197,6 +241,8 @@ def get_dataset(name: str, root: str | os.PathLike[str] | None = None) -> Datase
     """The registered dataset ``name`` read from ``root`` (see :func:`default_root`)."""
     info = dataset_info(name)
     folder = default_root(info.name, root)
+    if info.name in _LOADERS:
+        return _LOADERS[info.name](info, folder)
     common: dict[str, Any] = {"readable_overrides": info.readable_overrides, "info": info}
     if info.layout == "mahia":
         return TrainTestDataset.mahia(info.name, folder, info.folds, default_fold=info.default_fold, **common)

@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from sept.audio.io import cannot_read
 from sept.audio.ranged import load_window
@@ -33,6 +32,7 @@ from sept.errors import AudioDecodeError
 from sept.features.cache import FeatureCache, as_stored, default_cache_dir
 from sept.features.claims import Claim
 from sept.utils.hashing import hash_bytes, hash_file
+from sept.utils.verbosity import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def extract_features(
 
     deferred: list[int] = []  # clips whose entries other holders were computing
     current: list[_Loaded] = []  # the items being taken (their claims are released on an error)
-    bar = tqdm(total=len(clips), desc=f"embed [{backbone.name}]", unit="clip", disable=not progress)
+    bar = progress_bar(len(clips), f"embed [{backbone.name}]", "clip", enabled=progress)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sept-cache-write") as writer:
         try:
             for chunk in _prefetch(clips, backbone, cache, workers or default_workers(), batch_size):

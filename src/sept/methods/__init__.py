@@ -9,7 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sept.methods.registry import COMBINATIONS, MethodSpec, list_components, list_methods, parse_method
+from sept.methods.registry import (
+    COMBINATIONS,
+    MethodSpec,
+    list_components,
+    list_methods,
+    parse_method,
+    register_method_component,
+)
 
 _LAZY = {
     "PromptLearner": "sept.methods.base",
@@ -23,7 +30,15 @@ _LAZY = {
     "similarity_logits": "sept.methods.compose",
 }
 
-__all__ = ["COMBINATIONS", "MethodSpec", "list_components", "list_methods", "parse_method", *_LAZY]
+__all__ = [
+    "COMBINATIONS",
+    "MethodSpec",
+    "list_components",
+    "list_methods",
+    "parse_method",
+    "register_method_component",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str) -> Any:

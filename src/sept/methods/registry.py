@@ -1,9 +1,10 @@
 """Method names: components found by file name, combinations parsed from ``a+b+c``.
 
-Components are discovered, not registered: the file ``learners/<name>.py`` (``regularizers/``,
-``heads/``) defines one component class whose ``name`` is ``<name>``. Listing names only scans
-the package folders; a module is imported when its component is used. Adding a learner, a
-regulariser or a head is therefore adding one file.
+Built-in components are discovered, not registered: the file ``learners/<name>.py``
+(``regularizers/``, ``heads/``) defines one component class whose ``name`` is ``<name>``. Listing
+names only scans the package folders; a module is imported when its component is used. Adding a
+learner, a regulariser or a head to sept is therefore adding one file; code outside sept calls
+:func:`register_method_component` (see docs/extending.md).
 
 A method on the command line is a learner (or a named combination such as ``kgcoop``) followed
 by ``+``-separated regularisers and at most one head: ``coop``, ``cocoop+kg``, ``kgcoop+dept``.
@@ -28,6 +29,8 @@ _PACKAGES = {
     "regularizer": "sept.methods.regularizers",
     "head": "sept.methods.heads",
 }
+#: components registered from outside the package: kind -> name -> class
+_REGISTERED: dict[str, dict[str, type]] = {kind: {} for kind in _PACKAGES}
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,43 @@ class MethodSpec:
         return out + ([("head", self.head)] if self.head else [])
 
 
+def register_method_component(component: type, *, overwrite: bool = False) -> None:
+    """Add a prompt learner, regulariser or head defined outside sept, under ``component.name``.
+
+    ``component`` subclasses :class:`sept.methods.base.PromptLearner`, ``Regularizer`` or
+    ``Head`` (its kind); it then composes like the built-in ones (``coop+myreg``,
+    ``mylearner+sept``). A name already in use raises :class:`ValueError` unless ``overwrite``
+    (built-in components cannot be replaced).
+    """
+    from sept.methods.base import Head, PromptLearner, Regularizer
+
+    bases = {"learner": PromptLearner, "regularizer": Regularizer, "head": Head}
+    kinds = [k for k, base in bases.items() if isinstance(component, type) and issubclass(component, base)]
+    if len(kinds) != 1:
+        raise TypeError(f"{component!r} must subclass one of PromptLearner, Regularizer or Head")
+    kind, name = kinds[0], getattr(component, "name", "")
+    if not name or name != name.strip().lower() or "+" in name:
+        raise ValueError(f"{component.__name__}.name must be a lower-case name without '+', not {name!r}")
+    if name in _builtin_components(kind) or name in COMBINATIONS:
+        raise ValueError(f"{kind} {name!r} is built in and cannot be replaced")
+    if name in _REGISTERED[kind] and not overwrite:
+        raise ValueError(f"{kind} {name!r} is already registered (overwrite=True replaces it)")
+    _REGISTERED[kind][name] = component
+
+
+def _builtin_components(kind: str) -> list[str]:
+    package = importlib.import_module(_PACKAGES[kind])
+    return [m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")]
+
+
 def list_components(kind: str) -> list[str]:
-    """Names of the components of ``kind`` ("learner", "regularizer", "head"), sorted."""
+    """Names of the components of ``kind`` ("learner", "regularizer", "head"), sorted (registered ones included)."""
     if kind not in _PACKAGES:
         raise UnknownNameError("component kind", kind, sorted(_PACKAGES))
-    package = importlib.import_module(_PACKAGES[kind])
-    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+    from sept.plugins import load_plugins
+
+    load_plugins()
+    return sorted({*_builtin_components(kind), *_REGISTERED[kind]})
 
 
 def list_methods(pattern: str = "*") -> list[str]:
@@ -98,6 +132,8 @@ def component_class(kind: str, name: str) -> type:
     valid = list_components(kind)
     if name not in valid:
         raise UnknownNameError(kind, name, valid)
+    if name in _REGISTERED[kind]:
+        return _REGISTERED[kind][name]
     module = importlib.import_module(f"{_PACKAGES[kind]}.{name}")
     from sept.methods.base import Component
 

@@ -1,8 +1,8 @@
 """Build a validated neighbour set from a source: ask, validate, deduplicate, ask again if short.
 
 For each class the source is asked for a few more than ``n`` phrases; the answer is cleaned and
-filtered by :func:`~sept.neighbors.validate.validate_phrases` (class names, duplicates, length,
-instruction-like text ...). While fewer than ``n`` survive, the source is asked again (up to
+filtered by :func:`~sept.neighbors.validate.validate_phrases` (own and other class names,
+near-duplicates, phrases already kept for another class, length, instruction-like text ...). While fewer than ``n`` survive, the source is asked again (up to
 ``max_attempts`` times) with the phrases already kept listed as exclusions. A class ending with
 fewer than ``min_count`` phrases fails the whole run with a report per class, and nothing is
 written: an invalid neighbour file is never produced.
@@ -68,7 +68,11 @@ def generate_neighbors(
     if not 1 <= min_count <= n:
         raise NeighborGenerationError(f"min_count must be between 1 and n={n}, not {min_count}")
     names = _dedupe_classes(classnames)
-    reports = [_one_class(c, names, source, n, task, max_attempts, rules) for c in names]
+    reports: list[ClassReport] = []
+    claimed: dict[str, str] = {}  # phrase -> class: a phrase serves one class only
+    for c in names:
+        reports.append(_one_class(c, names, source, n, task, max_attempts, rules, claimed))
+        claimed.update(dict.fromkeys(reports[-1].kept, c))
     short = [r for r in reports if len(r.kept) < min_count]
     if short:
         raise NeighborGenerationError(
@@ -90,6 +94,7 @@ def _one_class(
     task: str | None,
     max_attempts: int,
     rules: Rules,
+    claimed: dict[str, str],
 ) -> ClassReport:
     report = ClassReport(classname)
     others = tuple(c for c in names if c != classname)
@@ -110,7 +115,7 @@ def _one_class(
             report.dropped.append(("<answer>", str(exc)))
             log.info("class %r attempt %d: unusable answer (%s)", classname, attempt, exc)
             continue
-        result = validate_phrases(raw, classname, names, rules, already=report.kept)
+        result = validate_phrases(raw, classname, names, rules, already=report.kept, claimed=claimed)
         report.kept += result.kept[: n - len(report.kept)]
         report.dropped += result.dropped
         log.debug(

@@ -4,14 +4,21 @@ A phrase is kept when, after cleaning (bullets, numbering, quotes and trailing p
 spaces collapsed), it is non-empty, at most ``max_words`` words and ``max_chars`` characters, made of
 plain text (letters, digits, spaces and ``' - , . / & ( )``), free of URLs, markup and
 instruction-like text ("ignore previous instructions", "as an AI" ...), not one of the class's own
-names, not another class's name, and not a duplicate of an earlier phrase. Comparisons use
-:func:`normalize`: case, ``_ - /``, punctuation, repeated spaces and a leading article do not count.
+names, does not name another class of the dataset ("a siren wailing" under ``dog_bark`` when
+``siren`` is a class; a plural or ``-ing``/``-ed`` form of the name's last word counts too, unless
+that name is part of the class's own name), and is not a near-duplicate of an earlier phrase of
+the class. Across a set, one phrase (or near-duplicate) under two classes is refused as well.
+
+Comparisons use :func:`normalize`: case, ``_ - /``, punctuation, repeated spaces and a leading
+article do not count. Two phrases are near-duplicates when :func:`near_key` gives the same key:
+the same content words up to order, articles, prepositions and simple endings ("dogs barking
+loudly" ~ "a dog barks loudly").
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sept.data.names import readable_name
@@ -29,6 +36,12 @@ _INSTRUCTION = re.compile(
     re.IGNORECASE,
 )
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+")
+#: words that do not make two phrases different (articles, prepositions, conjunctions)
+_FILLER = frozenset(
+    {"a", "an", "the", "of", "in", "on", "at", "by", "to", "from", "with", "into", "onto", "over"}
+    | {"under", "and", "or", "for", "its", "his", "her", "their", "some"}
+)
+_ENDINGS = ("ing", "es", "ed", "s")
 
 
 def readable(classname: str) -> str:
@@ -43,6 +56,50 @@ def normalize(text: str) -> str:
     text = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text)
     text = " ".join(text.split())
     return _ARTICLE.sub("", text)
+
+
+def _stem(word: str) -> str:
+    """A light English stem: ``barking``/``barks``/``barked`` -> ``bark``, ``humming`` -> ``hum``."""
+    for ending in _ENDINGS:
+        if word.endswith(ending) and len(word) - len(ending) >= 3 and not word.endswith("ss"):
+            stem = word[: -len(ending)]
+            if ending == "ing" and len(stem) > 3 and stem[-1] == stem[-2]:
+                stem = stem[:-1]  # humming -> hum
+            return stem
+    return word
+
+
+def near_key(phrase: str) -> tuple[str, ...]:
+    """Near-duplicate key: the sorted set of stemmed words, articles and prepositions left out."""
+    words = [w for w in normalize(phrase).split() if w not in _FILLER]
+    return tuple(sorted({_stem(w) for w in words}))
+
+
+def _name_pattern(name: str) -> re.Pattern[str]:
+    """Matches normalised text that contains ``name`` (normalised) as whole words, the last word
+    also in a plural, ``-ing`` or ``-ed`` form."""
+    words = name.split()
+    last = re.escape(words[-1]) + r"(?:s|es|ing|ed|\w?ing)?"
+    return re.compile(r"\b" + r"\s+".join([*map(re.escape, words[:-1]), last]) + r"\b")
+
+
+def named_classes(phrase: str, classname: str, other_classnames: Sequence[str]) -> list[str]:
+    """The other classes whose name ``phrase`` contains (see the module docstring).
+
+    A name that is part of the class's own name is allowed ("horn" under "car horn").
+    """
+    key = normalize(phrase)
+    own = " ".join(sorted(class_names(classname)))
+    named = []
+    for other in other_classnames:
+        if other == classname:
+            continue
+        for name in class_names(other):
+            pattern = _name_pattern(name)
+            if pattern.search(key) and not pattern.search(own):
+                named.append(other)
+                break
+    return named
 
 
 def class_names(classname: str) -> set[str]:
@@ -116,19 +173,19 @@ def validate_phrases(
     other_classnames: Sequence[str] = (),
     rules: Rules = DEFAULT_RULES,
     already: Iterable[str] = (),
+    claimed: Mapping[str, str] | None = None,
 ) -> Validated:
     """Clean and filter candidate phrases for ``classname``.
 
-    ``other_classnames`` are the dataset's other classes (their names are refused); ``already``
-    holds phrases accepted earlier, so that new ones duplicating them are dropped too.
+    ``other_classnames`` are the dataset's other classes (a phrase naming one is refused);
+    ``already`` holds phrases accepted earlier, so that new ones (nearly) duplicating them are
+    dropped too; ``claimed`` maps phrases kept for other classes to their class (a phrase that
+    nearly repeats one of them is dropped: one phrase never serves two classes).
     """
     own = class_names(classname)
-    others: dict[str, str] = {}
-    for other in other_classnames:
-        if other != classname:
-            for name in class_names(other):
-                others.setdefault(name, other)
-    seen = {normalize(p) for p in already}
+    others = [c for c in other_classnames if c != classname]
+    seen = {near_key(p): p for p in already}
+    taken = {near_key(p): c for p, c in (claimed or {}).items() if c != classname}
     out = Validated()
     for item in raw:
         if not isinstance(item, str):
@@ -136,20 +193,39 @@ def validate_phrases(
             continue
         phrase = clean_phrase(item)
         key = normalize(phrase)
+        near = near_key(phrase)
+        reason = check_phrase(phrase, rules)
         if key and key in own:
-            reason: str | None = f"is the class name {classname!r}"
-        elif key and key in others:
-            reason = f"is the name of another class {others[key]!r}"
-        elif key and key in seen:
-            reason = "duplicate"
-        else:
-            reason = check_phrase(phrase, rules)
+            reason = f"is the class name {classname!r}"
+        elif reason is None and (named := named_classes(phrase, classname, others)):
+            reason = f"names another class {named[0]!r}"
+        elif reason is None and near in seen:
+            same = seen[near]
+            reason = "duplicate" if normalize(same) == key else f"near-duplicate of {same!r}"
+        elif reason is None and near in taken:
+            reason = f"already a phrase of class {taken[near]!r}"
         if reason is not None:
             out.dropped.append((item[:80], reason))
             continue
-        seen.add(key)
+        seen[near] = phrase
         out.kept.append(phrase)
     return out
+
+
+def shared_phrases(classes: dict[str, list[str]]) -> list[str]:
+    """Messages for each phrase (or near-duplicate) that appears under more than one class."""
+    owners: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for classname, phrases in classes.items():
+        for phrase in phrases:
+            if isinstance(phrase, str) and (key := near_key(phrase)):
+                owners.setdefault(key, []).append((classname, phrase))
+    problems = []
+    for found in owners.values():
+        classnames = list(dict.fromkeys(c for c, _ in found))
+        if len(classnames) > 1:
+            listed = ", ".join(f"{c!r} ({p!r})" for c, p in found)
+            problems.append(f"phrase under more than one class: {listed}")
+    return problems
 
 
 def check_classes(
@@ -182,4 +258,5 @@ def check_classes(
                 problems.append(
                     f"class {classname!r}: phrase {phrase!r} is not clean (extra spaces or decoration)"
                 )
+    problems += shared_phrases(classes)
     return problems

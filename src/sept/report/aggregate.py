@@ -54,6 +54,10 @@ class Group:
     per_seed: dict[str, dict[int, float]]
     folds: tuple[str, ...]
     stats: dict[str, Stat] = field(default_factory=dict)
+    #: mean training time of one run in seconds (None: no run trained, e.g. zero-shot)
+    seconds: float | None = None
+    #: the runs' evaluation notes (PALM's fallback on unseen classes ...), each note once
+    notes: list[str] = field(default_factory=list)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -83,6 +87,10 @@ def group_runs(records: Iterable[RunRecord]) -> list[Group]:
         folds = tuple(sorted({_fold_label(r.fold) for r in members}))
         group = Group(key, per_seed, folds)
         group.stats = {m: stat(list(v.values())) for m, v in per_seed.items()}
+        seconds = [r.seconds for r in members if r.seconds is not None]
+        group.seconds = statistics.fmean(seconds) if seconds else None
+        for r in members:
+            group.notes += [n for n in r.notes if n not in group.notes]
         groups.append(group)
     return groups
 

@@ -78,10 +78,22 @@ def grouped_bars(
     colors: dict[str, tuple[str, str]] | None = None,
     xlabels: Sequence[str] | None = None,
 ) -> Path:
-    """Bars of ``values[method][metric]`` (mean, std as error bar), grouped by metric.
+    """Bars of ``values[method][metric]`` (mean, std as error bar), grouped by metric, as a PNG.
 
     ``xlabels`` names the groups (default: the metric labels).
     """
+    return _save(bars_figure(values, metrics, title, colors, xlabels), path)
+
+
+def bars_figure(
+    values: dict[str, dict[str, Stat | None]],
+    metrics: Sequence[str],
+    title: str,
+    colors: dict[str, tuple[str, str]] | None = None,
+    xlabels: Sequence[str] | None = None,
+) -> Any:
+    """The figure of :func:`grouped_bars`: every value label lies inside the axes, below the title
+    (the y axis grows past 100 when a label needs the room; its ticks stop at 100)."""
     plt = _pyplot()
     methods = sorted(values, key=method_order)
     colors = colors or method_colors(methods)
@@ -90,6 +102,7 @@ def grouped_bars(
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 + groups * (0.55 * n + 0.5)), 4.4))
     x = np.arange(groups)
     top = 0.0
+    texts = []
     for i, m in enumerate(methods):
         stats = [values[m].get(k) for k in metrics]
         means = [s.mean if s is not None else np.nan for s in stats]
@@ -111,7 +124,7 @@ def grouped_bars(
         )
         for bar, mean, err in zip(bars, means, errs, strict=True):
             if np.isfinite(mean):
-                ax.text(
+                text = ax.text(
                     bar.get_x() + bar.get_width() / 2,
                     mean + err + 0.8,
                     f"{mean:.1f}",
@@ -120,6 +133,7 @@ def grouped_bars(
                     fontsize=7 if n > 4 else 8,
                     rotation=90 if n > 6 else 0,
                 )
+                texts.append(text)
                 top = max(top, mean + err)
     ax.set_xticks(x, list(xlabels) if xlabels else [LABELS.get(k, k) for k in metrics])
     ax.set_ylabel("accuracy (%)")
@@ -128,7 +142,25 @@ def grouped_bars(
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     ax.legend(ncols=min(n, 5), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False, fontsize=9)
-    return _save(fig, path)
+    _fit_texts_below_top(fig, ax, texts)
+    return fig
+
+
+def _fit_texts_below_top(fig: Any, ax: Any, texts: Sequence[Any]) -> None:
+    """Raise the y limit until every text ends inside the axes (so none reaches the title)."""
+    if not texts:
+        return
+    renderer = fig.canvas.get_renderer()
+    for _ in range(4):  # the text heights in data units shrink as the limit grows: converge
+        fig.canvas.draw()
+        axes_top = ax.get_window_extent(renderer).y1
+        highest = max(t.get_window_extent(renderer).y1 for t in texts)
+        if highest <= axes_top - 2:
+            break
+        low, high = ax.get_ylim()
+        data_per_px = (high - low) / max(ax.get_window_extent(renderer).height, 1.0)
+        ax.set_ylim(low, high + (highest - axes_top + 6) * data_per_px)
+    ax.set_yticks([t for t in ax.get_yticks() if 0 <= t <= 100])
 
 
 def neighbour_heatmaps(geo: TextGeometry, path: str | os.PathLike[str]) -> Path:
@@ -194,38 +226,49 @@ def _align(points: np.ndarray, reference: np.ndarray, idx: slice) -> np.ndarray:
     return points @ (u @ vt)
 
 
-def _label_offsets(
-    ax: Any, points: np.ndarray, texts: Sequence[str], fontsize: float
+#: label offsets tried around a point (points): rings of growing radius, 8 directions each
+_RINGS = (7.0, 16.0, 28.0, 44.0, 64.0)
+_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def place_labels(
+    fig: Any, ax: Any, points: np.ndarray, texts: Sequence[str], fontsize: float, marker_px: float = 9.0
 ) -> list[tuple[float, float]]:
-    """Greedy label placement: for each point the first of a few offsets (in points) whose text box
-    overlaps no label placed before (else the one overlapping least)."""
-    ax.apply_aspect()
-    to_px = ax.transData.transform
-    scale = ax.figure.dpi / 72.0
-    centres = to_px(points)
+    """Offsets (in points) for a label at each point such that no two labels, no label and a
+    point's marker, and no label and the axes' edge overlap where the rings of candidate offsets
+    allow; else the offset that overlaps least. Measured with the renderer on the settled layout."""
+    fig.canvas.draw()  # constrained layout decides the axes' final size first
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    scale = fig.dpi / 72.0
+    centres = ax.transData.transform(points)
+    obstacles = [(x - marker_px, y - marker_px, x + marker_px, y + marker_px) for x, y in centres]
     placed: list[tuple[float, float, float, float]] = []
     out = []
     for (px, py), text in zip(centres, texts, strict=True):
-        w, h = len(text) * fontsize * 0.58 + 4, fontsize * 1.3 + 2
-        best, best_overlap = (5.0, 5.0), float("inf")
-        for dx, dy in (
-            (5, 5),
-            (5, -5 - h),
-            (-5 - w, 5),
-            (-5 - w, -5 - h),
-            (5, 6 + h),
-            (-w / 2, 9),
-            (-w / 2, -12 - h),
-        ):
-            box = (px + dx * scale, py + dy * scale, px + (dx + w) * scale, py + (dy + h) * scale)
-            overlap = sum(
-                max(0.0, min(box[2], b[2]) - max(box[0], b[0]))
-                * max(0.0, min(box[3], b[3]) - max(box[1], b[1]))
-                for b in placed
-            )
-            if overlap < best_overlap:
-                best, best_overlap, chosen = (float(dx), float(dy)), overlap, box
-            if overlap == 0:
+        probe = ax.text(0, 0, text, fontsize=fontsize, fontweight="bold")
+        extent = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h = extent.width + 4 * scale, extent.height + 3 * scale
+        best, best_cost, chosen = (_RINGS[0], _RINGS[0]), float("inf"), (0.0, 0.0, 0.0, 0.0)
+        for radius in _RINGS:
+            for dx, dy in _DIRECTIONS:
+                ox, oy = dx * radius * scale, dy * radius * scale
+                left = px + ox - (w if dx < 0 else w / 2 if dx == 0 else 0.0)
+                bottom = py + oy - (h if dy < 0 else h / 2 if dy == 0 else 0.0)
+                box = (left, bottom, left + w, bottom + h)
+                outside = w * h - _overlap(box, (frame.x0, frame.y0, frame.x1, frame.y1))
+                cost = 10 * outside + sum(_overlap(box, b) for b in placed + obstacles)
+                if cost < best_cost:
+                    best_cost, chosen = cost, box
+                    best = ((box[0] - px) / scale, (box[1] - py) / scale)
+                if cost == 0:
+                    break
+            if best_cost == 0:
                 break
         placed.append(chosen)
         out.append(best)
@@ -234,6 +277,12 @@ def _label_offsets(
 
 def projection(geo: TextGeometry, path: str | os.PathLike[str]) -> Path:
     """Class features (labelled stars) and neighbour features (dots, coloured by class), per panel."""
+    return _save(projection_figure(geo), path)
+
+
+def projection_figure(geo: TextGeometry) -> Any:
+    """The figure of :func:`projection`; class labels placed by :func:`place_labels` (a thin
+    leader line joins a label set away from its star)."""
     import matplotlib
 
     plt = _pyplot()
@@ -253,39 +302,23 @@ def projection(geo: TextGeometry, path: str | os.PathLike[str]) -> Path:
     fig, axes = plt.subplots(
         1, len(panels), figsize=(6.2 * len(panels), 6.6), squeeze=False, layout="constrained"
     )
+    fontsize = 8 if c <= 12 else 7
     for ax, panel, pts in zip(axes[0], panels, coords, strict=True):
         cls, phr = pts[:c], pts[c:]
         ax.scatter(phr[:, 0], phr[:, 1], c=[cmap(o % cmap.N) for o in owner], s=14, alpha=0.55, linewidths=0)
+        ax.scatter(
+            cls[:, 0],
+            cls[:, 1],
+            marker="*",
+            s=220,
+            color=[cmap(i % cmap.N) for i in range(c)],
+            edgecolors="black",
+            linewidths=0.8,
+            zorder=3,
+        )
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
         ax.set_aspect("equal")
-        fontsize = 8 if c <= 12 else 7
-        offsets = _label_offsets(ax, cls, geo.classes, fontsize) if c <= 20 else []
-        for i in range(c):
-            color = cmap(i % cmap.N)
-            ax.scatter(
-                cls[i, 0],
-                cls[i, 1],
-                marker="*",
-                s=220,
-                color=color,
-                edgecolors="black",
-                linewidths=0.8,
-                zorder=3,
-            )
-            if offsets:
-                new = i >= geo.n_base
-                ax.annotate(
-                    geo.classes[i],
-                    (cls[i, 0], cls[i, 1]),
-                    xytext=offsets[i],
-                    textcoords="offset points",
-                    fontsize=fontsize,
-                    fontstyle="italic" if new else "normal",
-                    fontweight="normal" if new else "bold",
-                    zorder=4,
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.75, "lw": 0},
-                )
         ax.set_title(panel)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -294,4 +327,27 @@ def projection(geo: TextGeometry, path: str | os.PathLike[str]) -> Path:
         f"{geo.dataset}: 2-D PCA of class features (stars; bold: base, italic: new) and their neighbour phrases (dots)",
         fontsize=11,
     )
-    return _save(fig, path)
+    if c > 20:
+        return fig
+    for ax, pts in zip(axes[0], coords, strict=True):  # labels last, on the final layout
+        cls = pts[:c]
+        for i, offset in enumerate(place_labels(fig, ax, cls, geo.classes, fontsize)):
+            new = i >= geo.n_base
+            label = ax.annotate(
+                geo.classes[i],
+                (cls[i, 0], cls[i, 1]),
+                xytext=offset,
+                textcoords="offset points",
+                ha="left",
+                va="bottom",
+                fontsize=fontsize,
+                fontstyle="italic" if new else "normal",
+                fontweight="normal" if new else "bold",
+                zorder=4,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.75, "lw": 0},
+                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#555555"}
+                if max(abs(v) for v in offset) > _RINGS[1] + 20
+                else None,
+            )
+            label.set_in_layout(False)  # placed on the settled layout: must not move it
+    return fig

@@ -182,13 +182,13 @@ def _extra_columns(groups: Sequence[Group]) -> tuple[bool, bool]:
 
 
 def dataset_table(protocol: str, groups: Sequence[Group]) -> Table:
-    """Dataset | Method | [K] | [Backbone] | metrics... | Seeds | Folds."""
+    """Dataset | Method | [K] | [Backbone] | metrics... | Seeds | Folds (a count) | Time/run."""
     metrics = _metrics_of(protocol, groups)
     with_k, with_bb = _extra_columns(groups)
     columns = (
         ["Dataset" if protocol != "xd" else "Source", "Method"] + ["K"] * with_k + ["Backbone"] * with_bb
     )
-    columns += [_label(m) for m in metrics] + ["Seeds", "Folds"]
+    columns += [_label(m) for m in metrics] + ["Seeds", "Folds", "Time/run"]
     ordered = sorted(
         groups, key=lambda g: (g.key.dataset.lower(), g.key.backbone, g.key.shots, method_order(g.key.method))
     )
@@ -196,10 +196,13 @@ def dataset_table(protocol: str, groups: Sequence[Group]) -> Table:
     for g in ordered:
         row: list[Value] = [g.key.dataset, g.key.method] + [g.key.shots] * with_k + [g.key.backbone] * with_bb
         row += [g.stats.get(m) for m in metrics]
-        row += [len(g.seeds), ",".join(g.folds)]
+        row += [len(g.seeds), len(g.folds), _duration(g.seconds)]
         rows.append(row)
     title = f"{TITLES[protocol]}: per {'source ' if protocol == 'xd' else ''}dataset"
-    notes = ["mean ± std over seeds; each seed's value is the mean over its folds."]
+    notes = [
+        "mean ± std over seeds; each seed's value is the mean over its folds. Folds: how many; "
+        "Time/run: mean training time of one run (– for a method that does not train)."
+    ]
     if protocol == "base2new":
         notes.append("H of a run = 2·Base·New/(Base+New); a dataset's H is the mean of its runs' H.")
     if "retention" in metrics:
@@ -207,7 +210,36 @@ def dataset_table(protocol: str, groups: Sequence[Group]) -> Table:
             "Retention: correlation of the class-to-neighbour cosines before and after tuning (1: the prompt "
             "keeps the frozen model's semantic structure; – where no neighbour set covers the classes)."
         )
+    notes += evaluation_notes(ordered)
     return Table(protocol, title, columns, rows, notes)
+
+
+def _duration(seconds: float | None) -> str | None:
+    """``12.3 s``, ``4.2 min`` or ``1.5 h``; None when nothing was trained."""
+    if seconds is None:
+        return None
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def evaluation_notes(groups: Sequence[Group], limit: int = 3) -> list[str]:
+    """One line per method whose runs noted something about their evaluation (PALM on classes
+    it was not trained on uses the frozen class-name feature), with the datasets concerned."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for g in groups:
+        for note in g.notes:
+            found.setdefault(g.key.method, {}).setdefault(note, []).append(g.key.dataset)
+    lines = []
+    for method, per_note in sorted(found.items(), key=lambda kv: method_order(kv[0])):
+        datasets = sorted({d for ds in per_note.values() for d in ds}, key=str.lower)
+        example = next(iter(per_note))
+        more = f" (and {len(per_note) - 1} similar note(s))" if len(per_note) > 1 else ""
+        where = ", ".join(datasets[:limit]) + (
+            f" and {len(datasets) - limit} more" if len(datasets) > limit else ""
+        )
+        lines.append(f"Note, {method} ({where}): {example}{more}.")
+    return lines
 
 
 def average_table(protocol: str, groups: Sequence[Group]) -> Table:
@@ -238,6 +270,7 @@ def average_table(protocol: str, groups: Sequence[Group]) -> Table:
     notes = ["the mean of per-dataset values; ± is the std over seeds of the per-seed averages."]
     if partial:
         notes.append("a method with results on fewer datasets is averaged over those only.")
+    notes += evaluation_notes(groups)
     return Table(f"{protocol}-average", f"{TITLES[protocol]}: average over datasets", columns, rows, notes)
 
 

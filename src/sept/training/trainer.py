@@ -114,14 +114,24 @@ def _check_data(features: torch.Tensor, labels: torch.Tensor, n_classes: int) ->
 
 
 class Trainer:
-    """Fits ``method`` with ``config.optim``; checkpoints to ``checkpoint_path`` after every epoch."""
+    """Fits ``method`` with ``config.optim``; checkpoints to ``checkpoint_path`` after every epoch.
+
+    Each epoch is logged at INFO (``sept -v``) and advances a progress bar (epoch, loss) when
+    ``progress`` is on and bars are shown (:mod:`sept.utils.verbosity`).
+    """
 
     def __init__(
-        self, method: ComposedMethod, config: RunConfig, checkpoint_path: str | os.PathLike[str] | None = None
+        self,
+        method: ComposedMethod,
+        config: RunConfig,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        *,
+        progress: bool = True,
     ) -> None:
         self.method = method
         self.config = config
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+        self.progress = progress
 
     @property
     def device(self) -> torch.device:
@@ -186,61 +196,90 @@ class Trainer:
 
         As Dassl: the last partial batch is dropped when there is at least one full batch.
         """
+        from sept.utils.verbosity import progress_bar
+
+        method, cfg, optim_cfg = self.method, self.config, self.config.optim
+        n, bs = feats.shape[0], optim_cfg.batch_size
+        with progress_bar(
+            optim_cfg.epochs,
+            f"train {cfg.method} seed {cfg.seed}",
+            "epoch",
+            enabled=self.progress,
+            initial=start,
+            leave=False,
+        ) as bar:
+            for epoch in range(start, optim_cfg.epochs):
+                entry = self._epoch(
+                    epoch, optimizer, scaler, feats, labels, classnames, n // bs if n >= bs else 1
+                )
+                history.append(entry)
+                bar.set_postfix(loss=f"{entry['loss']:.4f}", refresh=False)
+                bar.update(1)
+                if self.checkpoint_path is not None:
+                    save_checkpoint(
+                        self.checkpoint_path,
+                        method,
+                        optimizer,
+                        epochs_done=epoch + 1,
+                        history=history,
+                        config_hash=config_hash,
+                    )
+
+    def _epoch(
+        self,
+        epoch: int,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler | None,
+        feats: torch.Tensor,
+        labels: torch.Tensor,
+        classnames: list[str],
+        n_batches: int,
+    ) -> dict[str, Any]:
+        """One epoch over ``n_batches`` batches; returns its history entry (and logs it at INFO)."""
         method, cfg, optim_cfg = self.method, self.config, self.config.optim
         device = feats.device
         n, bs = feats.shape[0], optim_cfg.batch_size
-        n_batches = n // bs if n >= bs else 1
-        for epoch in range(start, optim_cfg.epochs):
-            t0 = time.perf_counter()
-            lr, warm = learning_rate(epoch, optim_cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr if warm else lr * group.get("lr_mult", 1.0)
-            gen = epoch_generator(cfg.seed, epoch)
-            order = torch.randperm(n, generator=gen).to(device)
-            totals: dict[str, float] = {}
-            total_loss = 0.0
-            seen = 0
-            for b in range(n_batches):
-                idx = order[b * bs : (b + 1) * bs]
-                with autocast(cfg.precision, device):
-                    loss, parts = method.training_loss(
-                        feats[idx], labels[idx], classnames, epoch=epoch, generator=gen
-                    )
-                backward_and_step(loss, optimizer, scaler)
-                k = int(idx.shape[0])
-                seen += k
-                total_loss += float(loss.detach()) * k
-                for name, value in parts.items():
-                    totals[name] = totals.get(name, 0.0) + float(value.detach()) * k
-            if not math.isfinite(total_loss):
-                raise FloatingPointError(f"loss is {total_loss} in epoch {epoch + 1}; lower optim.lr?")
-            entry = {
-                "epoch": epoch + 1,
-                "loss": total_loss / seen,
-                "parts": {k: v / seen for k, v in totals.items()},
-                "lr": lr,
-                "seconds": time.perf_counter() - t0,
-            }
-            history.append(entry)
-            parts_text = ", ".join(f"{k} {v:.4f}" for k, v in entry["parts"].items())
-            log.info(
-                "epoch %d/%d loss %.4f (%s) lr %.3g %.1fs",
-                epoch + 1,
-                optim_cfg.epochs,
-                entry["loss"],
-                parts_text,
-                lr,
-                entry["seconds"],
-            )
-            if self.checkpoint_path is not None:
-                save_checkpoint(
-                    self.checkpoint_path,
-                    method,
-                    optimizer,
-                    epochs_done=epoch + 1,
-                    history=history,
-                    config_hash=config_hash,
+        t0 = time.perf_counter()
+        lr, warm = learning_rate(epoch, optim_cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr if warm else lr * group.get("lr_mult", 1.0)
+        gen = epoch_generator(cfg.seed, epoch)
+        order = torch.randperm(n, generator=gen).to(device)
+        totals: dict[str, float] = {}
+        total_loss = 0.0
+        seen = 0
+        for b in range(n_batches):
+            idx = order[b * bs : (b + 1) * bs]
+            with autocast(cfg.precision, device):
+                loss, parts = method.training_loss(
+                    feats[idx], labels[idx], classnames, epoch=epoch, generator=gen
                 )
+            backward_and_step(loss, optimizer, scaler)
+            k = int(idx.shape[0])
+            seen += k
+            total_loss += float(loss.detach()) * k
+            for name, value in parts.items():
+                totals[name] = totals.get(name, 0.0) + float(value.detach()) * k
+        if not math.isfinite(total_loss):
+            raise FloatingPointError(f"loss is {total_loss} in epoch {epoch + 1}; lower optim.lr?")
+        entry = {
+            "epoch": epoch + 1,
+            "loss": total_loss / seen,
+            "parts": {k: v / seen for k, v in totals.items()},
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+        }
+        parts_text = ", ".join(f"{k} {v:.4f}" for k, v in entry["parts"].items())
+        log.info(
+            "epoch %d/%d loss %.4f (%s) lr %.3g %.1fs",
+            epoch + 1,
+            optim_cfg.epochs,
+            entry["loss"],
+            parts_text,
+            lr,
+            entry["seconds"],
+        )
+        return entry
 
 
 def predict_logits(

