@@ -290,7 +290,9 @@ def test_raw_class_names_reach_the_prompts_and_name_the_variant(tiny_clap, store
     ds = load_dataset(make_tone_dataset(tmp_path / "d", per_class=4, folds=2))
     settings = _settings(tmp_path / "runs", settings={"class_names": "raw"})
     (raw,) = run_protocol("fewshot", tiny_clap, ds, "zeroshot", settings, store=store)
-    (readable,) = run_protocol("fewshot", tiny_clap, ds, "zeroshot", _settings(tmp_path / "runs"), store=store)
+    (readable,) = run_protocol(
+        "fewshot", tiny_clap, ds, "zeroshot", _settings(tmp_path / "runs"), store=store
+    )
     assert raw["test"]["prompt_names"]["dog_bark"] == "dog_bark"
     assert readable["test"]["prompt_names"]["dog_bark"] == "dog bark"
     assert raw["variant"]["name"] == "zeroshot@class_names=raw" and readable["variant"]["name"] == "zeroshot"
