@@ -214,7 +214,7 @@ def test_sept_embed_refuses_bad_metadata_before_loading_a_model(guarded, tones, 
         ("kgcoop", "kg.weight=-3", "kg.weight must be >= 0"),
         ("coop", "learner.n_ctx=0", "learner.n_ctx must be >= 1"),
         ("coop", "optim.batch_size=0", "optim.batch_size must be >= 1"),
-        ("coop", "optim.warmup_epochs=60", "warmup_epochs (60) must be < optim.epochs"),
+        ("coop", "optim.warmup_epochs=250", "warmup_epochs (250) must be < optim.epochs"),
     ],
 )
 def test_invalid_hyperparameters_are_config_errors_in_python_too(method, override, message):

@@ -213,7 +213,7 @@ def _tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     [
         (lambda t, m: ({**t, "learner.extra": torch.zeros(3)}, m), r"unexpected \['learner.extra'\]"),
         (lambda t, m: ({k: v for k, v in t.items() if k != "head.linear.weight"}, m), r"missing \['head.linear.weight'\]"),
-        (lambda t, m: ({**t, "learner.ctx": torch.zeros(9, 64)}, m), r"learner.ctx has shape \(9, 64\), expected \(4, 64\)"),
+        (lambda t, m: ({**t, "learner.ctx": torch.zeros(9, 64)}, m), r"learner.ctx has shape \(9, 64\), expected \(16, 64\)"),
         (lambda t, m: (t, {**m, "config": "{not json"}), "metadata 'config' is not valid JSON"),
         (lambda t, m: (t, {k: v for k, v in m.items() if k != "train_classnames"}), "'train_classnames' is missing"),
         (lambda t, m: (t, {**m, "format": "something-else"}), "is not a sept prompt"),
