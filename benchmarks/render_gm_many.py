@@ -81,7 +81,7 @@ NEIGHBORS: dict[str, list[str]] = {
         "tinkling keyboard bells",
         "music box chime",
         "sugar plum celeste",
-        "bell piano",
+        "struck steel plates",
     ],
     "glockenspiel": ["orchestral bells", "metal bar chimes", "bright bell tones", "toy bells", "lyre bells"],
     "vibraphone": ["vibes", "vibraharp", "shimmering metal bars", "jazz vibes", "tremolo mallet bars"],
@@ -89,7 +89,7 @@ NEIGHBORS: dict[str, list[str]] = {
         "wooden mallet bars",
         "mellow marimba tones",
         "rosewood bars",
-        "African xylophone",
+        "wooden bars struck with mallets",
         "soft mallets",
     ],
     "xylophone": [
@@ -107,8 +107,8 @@ NEIGHBORS: dict[str, list[str]] = {
         "sustained organ chord",
         "pipe organ drone",
     ],
-    "accordion": ["squeezebox", "piano accordion", "bellows reeds", "musette accordion", "button accordion"],
-    "harmonica": ["mouth organ", "blues harp", "harp wail", "reed mouth harp", "chromatic harmonica"],
+    "accordion": ["squeezebox", "bellows keyboard", "bellows reeds", "musette accordion", "button accordion"],
+    "harmonica": ["mouth organ", "bluesy reed wail", "harmonica bends", "pocket reeds", "chromatic harmonica"],
     "acoustic guitar": [
         "nylon string guitar",
         "classical guitar",
@@ -123,7 +123,7 @@ NEIGHBORS: dict[str, list[str]] = {
     "harp": ["concert harp", "plucked harp strings", "harp glissando", "pedal harp", "celtic harp"],
     "timpani": ["kettledrums", "timpani rolls", "orchestral drums", "tuned drums", "kettle drum hits"],
     "trumpet": ["brass trumpet", "cornet", "trumpet fanfare", "bugle call", "bright brass"],
-    "trombone": ["slide trombone", "sackbut", "trombone slide", "low brass", "bass trombone"],
+    "trombone": ["slide trombone", "sackbut", "tenor trombone", "low brass", "bass trombone"],
     "tuba": ["sousaphone", "bass horn", "oompah tuba", "deep brass", "euphonium"],
     "french horn": ["horn call", "orchestral horn", "mellow brass horn", "hunting horn", "valve horn"],
     "saxophone": ["alto sax", "sax solo", "jazz saxophone", "tenor sax", "reed sax"],
@@ -137,7 +137,7 @@ NEIGHBORS: dict[str, list[str]] = {
         "bass clarinet",
     ],
     "flute": ["concert flute", "transverse flute", "breathy flute", "piccolo", "flute melody"],
-    "recorder": ["alto recorder", "soprano recorder", "wooden recorder", "fipple flute", "blockflute"],
+    "recorder": ["alto recorder", "soprano recorder", "wooden recorder", "fipple whistle", "blockflute"],
     "sitar": ["Indian sitar", "sitar drone", "plucked sitar", "raga strings", "buzzing sitar strings"],
     "banjo": ["five string banjo", "bluegrass banjo", "twangy banjo", "banjo picking", "plucked banjo"],
     "bagpipe": ["bagpipes", "highland pipes", "drone pipes", "Scottish bagpipes", "skirling pipes"],
@@ -171,9 +171,9 @@ def render(out: Path, clips: int, seed: int) -> Path:
     try:
         for c, (name, (program, low, high)) in enumerate(INSTRUMENTS.items()):
             rng = np.random.default_rng([seed, c])
-            family = gm.Family((program,), low, high)
+            notes = list(range(low, high + 1))
             slug = name.replace(" ", "_")
-            song = [(program, gm._phrase(rng, family)) for _ in range(clips)]
+            song = [(program, gm.phrase(rng, notes)) for _ in range(clips)]
             gm._midi_file(work / f"{slug}.mid", song)
             wave = gm._render(work / f"{slug}.mid", work / f"{slug}.wav", font)
             (out / "audio" / slug).mkdir(parents=True, exist_ok=True)
