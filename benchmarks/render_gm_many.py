@@ -108,7 +108,13 @@ NEIGHBORS: dict[str, list[str]] = {
         "pipe organ drone",
     ],
     "accordion": ["squeezebox", "bellows keyboard", "bellows reeds", "musette accordion", "button accordion"],
-    "harmonica": ["mouth organ", "bluesy reed wail", "harmonica bends", "pocket reeds", "chromatic harmonica"],
+    "harmonica": [
+        "mouth organ",
+        "bluesy reed wail",
+        "harmonica bends",
+        "pocket reeds",
+        "chromatic harmonica",
+    ],
     "acoustic guitar": [
         "nylon string guitar",
         "classical guitar",
