@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from sept.audio.window import AudioWindow
+from sept.backbones.attention import match_attention
 from sept.backbones.base import Backbone, TokenBatch
 from sept.errors import ModelLoadError
 from sept.utils.hashing import hash_json
@@ -212,6 +213,7 @@ class ClapBackbone(Backbone):
             )
         device = self.device
         mask = attention_mask.to(device=device, dtype=torch.long)
+        match_attention(self.model.text_model, device)
         # the ids RoBERTa derives from input_ids: 2, 3, ... on real tokens, padding_idx on pads
         position_ids = torch.cumsum(mask, dim=1) * mask + self._padding_idx
         out = self.model.text_model(

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sept.audio.window import AudioWindow
+from sept.backbones.attention import match_attention
 from sept.backbones.base import Backbone, TokenBatch
 from sept.backbones.cnn14 import Cnn14, Cnn14Settings, cnn14_state_dict
 from sept.backbones.htsat import Htsat, HtsatSettings, htsat_state_dict
@@ -348,6 +349,7 @@ class MsftBackbone(Backbone):
         device = self.device
         embeds = inputs_embeds.to(device=device, dtype=torch.float32)
         mask = attention_mask.to(device=device, dtype=torch.long)
+        match_attention(self.text_tower, device)
         positions = torch.arange(length, device=device).unsqueeze(0).expand(n, -1)
         kind = self.config["text_encoder"]
         if kind == "clip":

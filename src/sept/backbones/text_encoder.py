@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sept.backbones.attention import match_attention
 from sept.backbones.base import TokenBatch
 from sept.errors import SeptError
 from sept.utils.hashing import hash_json
@@ -154,6 +155,7 @@ class SentenceTextEncoder(nn.Module):
         """Pooled features [N, D] (L2-normalised unless ``normalize`` is False) from token embeddings
         [N, L, E] and mask [N, L]."""
         mask = attention_mask.to(inputs_embeds.device)
+        match_attention(self.model, inputs_embeds.device)
         hidden = self.model(inputs_embeds=inputs_embeds, attention_mask=mask).last_hidden_state  # [N, L, D]
         if self.pooling == "cls":
             pooled = hidden[:, 0]
