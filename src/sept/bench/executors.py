@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sept.bench.cells import Cell, Outcome, Plan, execute_cell
 from sept.errors import ConfigError
@@ -52,34 +52,57 @@ def run_serial(cells: Sequence[Cell], plan: Plan, on_done: OnDone) -> None:
         torch.set_num_threads(threads)
 
 
-def _init_worker(threads: int) -> None:
-    """Process-pool initializer: torch threads; the backbone loads with the first cell."""
+def _init_worker(threads: int, plan: Plan | None = None) -> None:
+    """Process-pool initializer: torch threads, then this worker's backbone for ``plan`` (loaded
+    while the main process embeds the clips). A backbone that fails to load here is loaded again
+    by the first cell, whose log then tells why."""
     import torch
 
     torch.set_num_threads(threads)
     logging.captureWarnings(True)
+    if plan is not None:
+        from sept.bench.cells import worker_state
+
+        try:
+            worker_state(plan)
+        except Exception:  # the first cell retries and reports it
+            log.debug("backbone not loaded at worker start", exc_info=True)
 
 
-def run_local(cells: Sequence[Cell], plan: Plan, on_done: OnDone, workers: int) -> None:
-    """``workers`` spawned processes, each loading the backbone once and reading the feature cache.
+def start_local_pool(plan: Plan, workers: int) -> Any:  # -> ProcessPoolExecutor
+    """``workers`` spawned processes that start loading the backbone now (one idle task each makes
+    the pool spawn them all); :func:`run_local` then runs the cells on them."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(plan.threads, plan),
+    )
+    for _ in range(workers):
+        pool.submit(os.getpid)
+    return pool
+
+
+def run_local(
+    cells: Sequence[Cell], plan: Plan, on_done: OnDone, workers: int, pool: Any | None = None
+) -> None:
+    """``workers`` spawned processes, each loading the backbone once and reading the feature cache
+    (``pool``: one from :func:`start_local_pool`, already loading; shut down here).
 
     If a worker dies (killed, out of memory), the pool breaks: its unfinished cells go to a new
     pool, once; a cell caught in a second break is reported failed.
     """
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
     todo = list(cells)
     breaks: dict[str, int] = {}
-    context = multiprocessing.get_context("spawn")
     while todo:
-        pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(todo)),
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(plan.threads,),
-        )
+        if pool is None:
+            pool = start_local_pool(plan, min(workers, len(todo)))
         futures = {pool.submit(execute_cell, cell, plan): cell for cell in todo}
         todo = []
         try:
@@ -101,6 +124,7 @@ def run_local(cells: Sequence[Cell], plan: Plan, on_done: OnDone, workers: int) 
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
+        pool = None
         if todo:
             log.warning("a worker process died; running %d unfinished cell(s) in a new pool", len(todo))
 
@@ -153,20 +177,30 @@ def runs_in_this_process(settings: ExecutorSettings, plan: Plan, workers: int | 
     if settings.kind == "serial":
         return True
     if settings.kind == "local":
-        return (workers or settings.workers or default_workers(settings, plan.backbone_options)) == 1
+        return local_workers(settings, plan, workers) == 1
     return False
 
 
+def local_workers(settings: ExecutorSettings, plan: Plan, workers: int | None = None) -> int:
+    """How many processes the local executor runs."""
+    return workers or settings.workers or default_workers(settings, plan.backbone_options)
+
+
 def run_cells(
-    cells: Sequence[Cell], plan: Plan, on_done: OnDone, settings: ExecutorSettings, workers: int | None = None
+    cells: Sequence[Cell],
+    plan: Plan,
+    on_done: OnDone,
+    settings: ExecutorSettings,
+    workers: int | None = None,
+    pool: Any | None = None,
 ) -> None:
-    """Dispatch to the executor ``settings.kind`` ("serial", "local" or "ray")."""
+    """Dispatch to the executor ``settings.kind`` ("serial", "local" or "ray"); ``pool``: the local
+    executor's processes if already started (:func:`start_local_pool`)."""
     if settings.kind not in ("serial", "local", "ray"):
         raise ConfigError(f"unknown executor {settings.kind!r}; executors: serial, local, ray")
     if runs_in_this_process(settings, plan, workers):
         run_serial(cells, plan, on_done)
     elif settings.kind == "local":
-        n = workers or settings.workers or default_workers(settings, plan.backbone_options)
-        run_local(cells, plan, on_done, n)
+        run_local(cells, plan, on_done, local_workers(settings, plan, workers), pool)
     else:
         run_ray(cells, plan, on_done, settings, workers or settings.workers)

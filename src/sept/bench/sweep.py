@@ -4,9 +4,11 @@ Before any compute, every cell's config is resolved (an invalid value stops the 
 unfinished cells' data are checked as ``sept run`` checks them (a missing list, a class with too
 few clips for the shots, a ``+sept`` run without a neighbour set stop the sweep), and every
 finished cell is found (:mod:`sept.runs.store`: results of the same config; a run folder of
-another config stops the sweep, naming it; a damaged one is moved aside and run again). The pending cells' clips are embedded once in this process
-so that workers only read the feature cache, then the executor runs them; each outcome is
-printed as it arrives and the sweep's record goes to ``<run_root>/bench/sweep-<time>.json``.
+another config stops the sweep, naming it; a damaged one is moved aside and run again). The
+local executor's workers start now and load the backbone while this process embeds the pending
+cells' clips once (workers then only read the feature cache); the cells go out the most work
+first (:mod:`sept.bench.order`); each outcome is printed as it arrives and the sweep's record
+goes to ``<run_root>/bench/sweep-<time>.json``.
 """
 
 from __future__ import annotations
@@ -129,10 +131,21 @@ def run_sweep(
         return result
     preflight_cells(pending, plan)  # missing data, too few clips, no neighbour set: stop before compute
     settings = grid.executor
-    backbone = _pre_embed(plan, pending, echo) if settings.pre_embed else None
-    from sept.bench.executors import run_cells, runs_in_this_process
+    from sept.bench.executors import local_workers, run_cells, runs_in_this_process, start_local_pool
+    from sept.bench.order import longest_first
 
-    if backbone is not None and runs_in_this_process(settings, plan, workers):
+    pending = longest_first(pending, plan)
+    in_process = runs_in_this_process(settings, plan, workers)
+    pool = None
+    if settings.kind == "local" and not in_process:  # workers load the backbone while this embeds
+        pool = start_local_pool(plan, min(local_workers(settings, plan, workers), len(pending)))
+    try:
+        backbone = _pre_embed(plan, pending, echo) if settings.pre_embed else None
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    if backbone is not None and in_process:
         use_backbone(plan, backbone)  # run in this process with the backbone already loaded
     del backbone
     width = len(str(len(pending)))
@@ -153,7 +166,7 @@ def run_sweep(
         bar.update(1)
 
     with bar:
-        run_cells(pending, plan, on_done, settings, workers)
+        run_cells(pending, plan, on_done, settings, workers, pool)
     result.seconds = time.perf_counter() - start
     result.record = write_record(grid, result)
     return result

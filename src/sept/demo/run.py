@@ -87,11 +87,22 @@ def demo_datasets(
     return entries
 
 
+def demo_precision(requested: str = "auto") -> str:
+    """``bf16`` or ``fp32``: ``auto`` is bf16 where the CPU multiplies bf16 in hardware
+    (:func:`sept.utils.cpu.native_bf16`), fp32 elsewhere. On a GPU the demo's runs autocast anyway."""
+    if requested != "auto":
+        return requested
+    from sept.utils.cpu import native_bf16
+
+    return "bf16" if native_bf16() else "fp32"
+
+
 def demo_grid(
     datasets: list[dict[str, Any]],
     run_root: str | os.PathLike[str],
     seeds: list[int] | None = None,
     shots: int | None = None,
+    precision: str = "fp32",
 ) -> Any:
     """The demo's :class:`~sept.bench.grid.GridSpec` over ``datasets``.
 
@@ -101,6 +112,8 @@ def demo_grid(
     from sept.bench.grid import parse_grid
 
     data = {**DEMO_GRID, "datasets": list(datasets), "run_root": str(run_root)}
+    if precision != "fp32":
+        data["overrides"] = [f"precision={precision}"]
     if seeds:
         data["seeds"] = list(seeds)
     if shots:
@@ -132,6 +145,7 @@ def run_demo(
     workers: int | None = None,
     seeds: list[int] | None = None,
     shots: int | None = None,
+    precision: str = "auto",
     echo: Callable[[str], None] = print,
 ) -> int:
     """Run the demo; prints the tables, the story, the report's path and the time taken.
@@ -143,7 +157,10 @@ def run_demo(
     from sept.runs.layout import results_path
 
     start = Clock.now()
-    grid = demo_grid(demo_datasets(data_root, echo), run_root, seeds, shots)
+    precision = demo_precision(precision)
+    how = "bf16 autocast" if precision == "bf16" else "fp32"
+    echo(f"precision: {how} (--precision; auto: bf16 where the CPU multiplies bf16 in hardware)")
+    grid = demo_grid(demo_datasets(data_root, echo), run_root, seeds, shots, precision)
     result = run_sweep(grid, workers=workers, echo=echo)
     found = [p for p in map(results_path, result.run_dirs()) if p.exists()]
     if not found:

@@ -23,8 +23,12 @@ if TYPE_CHECKING:
     from sept.data.dataset import Dataset
     from sept.training.config import RunConfig
 
-#: config keys that are not part of a variant
-NOT_VARIANT = frozenset({"seed", "backbone", "backbone_options", "eval_batch_size", "method", "protocol"})
+#: config keys that are not part of a variant: what is computed on (backbone, its options, the
+#: numeric precision) is part of the config (a run root holds one choice; another is a conflict),
+#: not of the method's name
+NOT_VARIANT = frozenset(
+    {"seed", "backbone", "backbone_options", "eval_batch_size", "precision", "method", "protocol"}
+)
 #: longest readable ``key=value`` suffix before a hash is used instead
 _MAX_READABLE = 96
 
