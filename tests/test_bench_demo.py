@@ -143,3 +143,20 @@ def test_rendered_instruments_are_deterministic_decodable_and_cached(tmp_path, m
 
     monkeypatch.setattr("sept.demo.gm._render", no_render)
     assert render_gm_dataset(tmp_path / "a", train_clips=2, test_clips=2, classes=few) == out  # cached
+
+
+def test_demo_precision_follows_the_cpu_and_the_request(tmp_path, monkeypatch):
+    import sept.utils.cpu as cpu
+    from sept.demo.run import demo_precision
+
+    zen4 = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512bw\n"
+    older = "processor\t: 0\nflags\t\t: fpu sse avx2 fma\n"
+    assert "avx512_bf16" in cpu.cpu_flags(zen4) and not cpu.cpu_flags(older) & cpu.BF16_FLAGS
+    assert cpu.cpu_flags("") == frozenset()
+    for flags, expected in ((zen4, "bf16"), (older, "fp32")):
+        monkeypatch.setattr(cpu, "native_bf16", lambda flags=flags: bool(cpu.cpu_flags(flags) & cpu.BF16_FLAGS))
+        assert demo_precision("auto") == expected
+    assert demo_precision("fp32") == "fp32" and demo_precision("bf16") == "bf16"
+    entries = [{"data": str(tmp_path / "gm-instruments.csv")}]
+    assert demo_grid(entries, tmp_path / "runs", precision="bf16").overrides == ("precision=bf16",)
+    assert demo_grid(entries, tmp_path / "runs", precision="fp32").overrides == ()

@@ -299,3 +299,14 @@ def test_raw_class_names_reach_the_prompts_and_name_the_variant(tiny_clap, store
     assert raw["test"]["prompt_names"]["dog_bark"] == "dog_bark"
     assert readable["test"]["prompt_names"]["dog_bark"] == "dog bark"
     assert raw["variant"]["name"] == "zeroshot@class_names=raw" and readable["variant"]["name"] == "zeroshot"
+
+
+def test_precision_is_config_not_variant_name() -> None:
+    """bf16 and fp32 runs of one method share its name; their configs differ (a run root holds one)."""
+    from sept.runs.identity import options_diff
+    from sept.training.config import resolve_config
+
+    fp32 = resolve_config("coop", "base2new")
+    bf16 = resolve_config("coop", "base2new", overrides=["precision=bf16", "optim.epochs=50"])
+    assert options_diff(bf16, fp32) == {"optim.epochs": 50}
+    assert bf16.to_dict()["precision"] == "bf16" != fp32.to_dict()["precision"]
