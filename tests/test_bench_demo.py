@@ -154,7 +154,9 @@ def test_demo_precision_follows_the_cpu_and_the_request(tmp_path, monkeypatch):
     assert "avx512_bf16" in cpu.cpu_flags(zen4) and not cpu.cpu_flags(older) & cpu.BF16_FLAGS
     assert cpu.cpu_flags("") == frozenset()
     for flags, expected in ((zen4, "bf16"), (older, "fp32")):
-        monkeypatch.setattr(cpu, "native_bf16", lambda flags=flags: bool(cpu.cpu_flags(flags) & cpu.BF16_FLAGS))
+        monkeypatch.setattr(
+            cpu, "native_bf16", lambda flags=flags: bool(cpu.cpu_flags(flags) & cpu.BF16_FLAGS)
+        )
         assert demo_precision("auto") == expected
     assert demo_precision("fp32") == "fp32" and demo_precision("bf16") == "bf16"
     entries = [{"data": str(tmp_path / "gm-instruments.csv")}]

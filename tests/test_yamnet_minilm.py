@@ -251,6 +251,26 @@ def backbone(tmp_path_factory: pytest.TempPathFactory):
 
 
 @needs_real
+def test_label_embeddings_are_kept_on_disk_and_recomputed_when_damaged(tmp_path, monkeypatch, caplog) -> None:
+    from sept.backbones.yamnet_minilm import YamnetMiniLMBackbone
+
+    fresh = YamnetMiniLMBackbone(cache_dir=tmp_path).label_embeddings.clone()
+    (kept,) = tmp_path.glob("yamnet-minilm/labels-*.safetensors")
+
+    def must_not_run(self, template):
+        raise AssertionError("label embeddings computed although they are on disk")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(YamnetMiniLMBackbone, "embed_labels", must_not_run)
+        assert torch.equal(YamnetMiniLMBackbone(cache_dir=tmp_path).label_embeddings, fresh)
+    kept.write_bytes(kept.read_bytes()[:100])  # truncated
+    with caplog.at_level("WARNING"):
+        again = YamnetMiniLMBackbone(cache_dir=tmp_path)
+    assert "damaged" in caplog.text and torch.equal(again.label_embeddings, fresh)
+    assert kept.stat().st_size > 100  # written again
+
+
+@needs_real
 def test_backbone_declares_its_dimensions(backbone) -> None:
     assert (backbone.embed_dim, backbone.token_dim, backbone.sample_rate) == (384, 384, 16_000)
     assert backbone.label_embeddings.shape == (521, 384)
