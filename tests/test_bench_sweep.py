@@ -148,6 +148,19 @@ def test_dry_run_lists_cells(bench_env, tmp_path, capsys):
     assert not (tmp_path / "runs" / "base2new").exists()
 
 
+def test_set_adds_an_option_for_every_method_that_has_it(bench_env, tmp_path, capsys):
+    config = write_grid(bench_env, tmp_path / "runs", tmp_path / "g.yaml", folds=[1], seeds=[0])
+    assert (
+        main(["bench", str(config), "--dry-run", "--set", "optim.epochs=3", "--set", "precision=bf16"]) == 0
+    )
+    listed = [line.split()[-1] for line in capsys.readouterr().out.splitlines() if line.startswith("to run ")]
+    coop = [c for c in listed if "/coop@" in c]
+    assert len(listed) == 3 and coop and all("optim.epochs=3" in c for c in coop)
+    assert any("/zeroshot/" in c for c in listed)  # zero-shot has no optimiser; precision names no variant
+    assert main(["bench", str(config), "--dry-run", "--set", "nonsense.key=1"]) != 0
+    assert "unknown key 'nonsense.key'" in capsys.readouterr().err
+
+
 def test_report_of_a_sweep_has_readable_figures(bench_env, tmp_path):
     runs = tmp_path / "runs"
     result = run_sweep(make_grid(bench_env, runs, folds=[1]), echo=lambda s: None)

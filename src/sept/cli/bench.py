@@ -70,6 +70,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override an option of the grid's backbone, e.g. device=cpu or model=/path/to/clap (repeatable)",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="an option for every method that has it, after the grid's own overrides, e.g. precision=bf16 "
+        "(repeatable; as the grid's `overrides`)",
+    )
     p.set_defaults(func=run)
 
 
@@ -108,6 +117,7 @@ def _grid_from_args(args: argparse.Namespace):  # -> GridSpec
         cache_dir=str(args.cache_dir) if args.cache_dir else None,
         on_bad_audio=args.on_bad_audio,
         executor=executor,
+        overrides=(*grid.overrides, *args.overrides) if args.overrides else None,
     )
 
 
