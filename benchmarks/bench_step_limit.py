@@ -2,11 +2,13 @@
 
 For each host (coop, cocoop, kgcoop, coop+dept, palm), with and without SEPT, one training step
 on cached features (``training_loss`` + backward + optimiser step, under autocast as the Trainer
-runs it) is timed against the bare text tower (``backbone.encode_text_embeds`` forward and a
-backward into its input embeddings) on **the same token batch**: every call the step makes to the
-text tower is recorded (embeddings [R, L, E], mask [R, L]) and replayed by the reference right
-after it, so the two sides alternate step by step (A, B, A, B ...) and background load hits both
-alike. The ratio is the median over rounds of each round's median(step) / median(bare).
+runs it) is timed against the bare text tower (forward and a backward into its input
+embeddings) on **the same token batch**: every call the step makes with gradients to a text-tower
+entry point (``encode_text_embeds_raw``, which the learners call, or ``encode_text_embeds``) is
+recorded (entry point, embeddings [R, L, E], mask [R, L]) and replayed by the reference through
+the same entry point right after it, so the two sides alternate step by step (A, B, A, B ...) and
+background load hits both alike. The ratio is the median over rounds of each round's
+median(step) / median(bare).
 
 Setting: the base-to-new defaults of each method (CoOp 4 context vectors, batch 32; CoCoOp batch 1)
 on 25 base classes (the first 25 sorted ESC50 names; SEPT: the shipped ESC50 neighbours, 10 per
@@ -16,7 +18,8 @@ Printed per method: step and bare times, the ratio (target <= 1.15x), the work p
 ``torch.utils.flop_counter`` and the FLOP rate each side reaches, next to the rate of a dense
 matmul of the text tower's feed-forward shape ([tokens, E] x [E, 4E]) on this device. A method
 without a text-tower pass per step (PALM: frozen class-name features) has no bare side: its step
-time is printed, no ratio. A method over the target is profiled (``torch.profiler``, ``--profile``
+time is printed, no ratio; any other host whose step records no text-tower call is a MISS (the
+recorder missed the step's entry point, so there is nothing to check). A method over the target is profiled (``torch.profiler``, ``--profile``
 for every method) and its top operators printed.
 
     python benchmarks/bench_step_limit.py [--backbone clap|offline|NAME] [--methods coop kgcoop ...]
@@ -30,8 +33,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
 import benchlib
+
+if TYPE_CHECKING:
+    import torch
 
 HOSTS = ("coop", "cocoop", "kgcoop", "coop+dept", "palm")
 TARGET = 1.15
@@ -50,28 +57,68 @@ def base_classes() -> list[str]:
     return sorted(json.loads(path.read_text(encoding="utf-8"))["classes"])[:NUM_CLASSES]
 
 
+#: the backbone's text-tower entry points a step may call with gradients (learners call the raw
+#: one; on some backbones each is implemented through the other)
+TEXT_TOWER_ENTRY_POINTS = ("encode_text_embeds", "encode_text_embeds_raw")
+#: hosts whose step has no text-tower pass with a gradient (PALM: frozen class-name features)
+FROZEN_TEXT_HOSTS = frozenset({"palm"})
+
+
+class TowerCall(NamedTuple):
+    """One text-tower call of a step: the entry point, embeddings [R, L, E] and mask [R, L]."""
+
+    entry: str
+    embeds: torch.Tensor
+    mask: torch.Tensor
+
+
+def host_of(method_name: str) -> str:
+    """``coop+dept+sept`` -> ``coop+dept`` (the host without SEPT)."""
+    return method_name.removesuffix("+sept")
+
+
+def trains_through_text_tower(method_name: str) -> bool:
+    """Whether the host's step runs the text tower with gradients (every host but PALM)."""
+    return host_of(method_name) not in FROZEN_TEXT_HOSTS
+
+
 class TextTowerRecorder:
-    """Wraps ``backbone.encode_text_embeds``: records each call's inputs (detached copies) while on."""
+    """Wraps every text-tower entry point of ``backbone`` (``TEXT_TOWER_ENTRY_POINTS``): while on,
+    records each outermost call made with gradients enabled (entry point, detached copies of its
+    inputs). A call one entry point makes to the other (``encode_text_embeds`` normalising
+    ``encode_text_embeds_raw``, or the base class's raw default calling the normalised one) is
+    part of the outer call and not recorded again; calls under inference mode (frozen features)
+    are not the step's and not recorded."""
 
     def __init__(self, backbone) -> None:
         self.backbone = backbone
-        self.calls: list[tuple] = []
-        self._inner = backbone.encode_text_embeds
+        self.calls: list[TowerCall] = []
+        self._depth = 0
 
-    def __enter__(self) -> TextTowerRecorder:
+    def _wrap(self, entry: str, inner: Callable) -> Callable:
         import torch
 
         def wrapper(embeds, mask):
-            if torch.is_grad_enabled():  # a frozen-feature call under inference mode is not the step's
-                self.calls.append((embeds.detach().clone(), mask.clone()))
-            return self._inner(embeds, mask)
+            if self._depth == 0 and torch.is_grad_enabled():
+                self.calls.append(TowerCall(entry, embeds.detach().clone(), mask.clone()))
+            self._depth += 1
+            try:
+                return inner(embeds, mask)
+            finally:
+                self._depth -= 1
 
+        return wrapper
+
+    def __enter__(self) -> TextTowerRecorder:
         self.calls = []
-        self.backbone.encode_text_embeds = wrapper  # instance attribute shadows the method
+        self._depth = 0
+        for entry in TEXT_TOWER_ENTRY_POINTS:  # instance attributes shadow the methods
+            setattr(self.backbone, entry, self._wrap(entry, getattr(self.backbone, entry)))
         return self
 
     def __exit__(self, *exc) -> None:
-        del self.backbone.encode_text_embeds
+        for entry in TEXT_TOWER_ENTRY_POINTS:
+            delattr(self.backbone, entry)
 
 
 def build_step(backbone, method_name: str, precision: str) -> tuple[Callable[[], None], object]:
@@ -113,8 +160,9 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def bare_fn(backbone, calls: list[tuple], precision: str) -> Callable[[], None]:
-    """The text tower alone on recorded inputs: forward, then backward into the embeddings."""
+def bare_fn(backbone, calls: list[TowerCall], precision: str) -> Callable[[], None]:
+    """The text tower alone on recorded calls, each through its own entry point: forward, then
+    backward into the embeddings."""
     import torch
 
     from sept.training.trainer import autocast
@@ -125,10 +173,10 @@ def bare_fn(backbone, calls: list[tuple], precision: str) -> Callable[[], None]:
         outs = []
         leaves = []
         with autocast(precision, device):
-            for embeds, mask in calls:
+            for entry, embeds, mask in calls:
                 x = embeds.requires_grad_(True) if not embeds.requires_grad else embeds
                 leaves.append(x)
-                outs.append(backbone.encode_text_embeds(x, mask))
+                outs.append(getattr(backbone, entry)(x, mask))
         torch.stack([o.float().sum() for o in outs]).sum().backward()
         for x in leaves:
             x.grad = None
@@ -194,6 +242,17 @@ def measure(
         calls = recorder.calls
     row = {"method": name, "build_s": time.perf_counter() - t0}
     if not calls:
+        if trains_through_text_tower(name):
+            # the host trains through the text tower: a step without a recorded call means the
+            # recorder missed the entry point the step used, and there would be no ratio to check
+            check.flag(
+                f"{name}: text-tower calls recorded",
+                False,
+                f"none, but {host_of(name)} trains through the text tower: the step called none of "
+                f"{', '.join(TEXT_TOWER_ENTRY_POINTS)} with gradients (a new entry point?); no ratio",
+            )
+            row.update(step=None, bare=None, ratio=None, flops=None)
+            return row
         ts = benchlib.timed(step, repeat=rounds * steps)
         row.update(step=statistics.median(ts), bare=None, ratio=None, flops=count_flops(step))
         print(
@@ -217,8 +276,8 @@ def measure(
         ratios.append(statistics.median(a) / statistics.median(b))
         a_all += a
         b_all += b
-    tokens = sum(int(m.shape[0]) * int(m.shape[1]) for _, m in calls)
-    rate = matmul_rate(tokens, int(calls[0][0].shape[-1]), device, precision)
+    tokens = sum(int(c.mask.shape[0]) * int(c.mask.shape[1]) for c in calls)
+    rate = matmul_rate(tokens, int(calls[0].embeds.shape[-1]), device, precision)
     row.update(
         step=statistics.median(a_all),
         bare=statistics.median(b_all),
@@ -227,13 +286,14 @@ def measure(
         flops=step_flops,
         bare_flops=bare_flops,
         tokens=tokens,
-        shapes=[tuple(e.shape[:2]) for e, _ in calls],
+        shapes=[tuple(c.embeds.shape[:2]) for c in calls],
+        entries=sorted({c.entry for c in calls}),
         matmul=rate,
     )
     print(
         f"{name:18s} step {row['step'] * 1e3:8.2f} ms  bare tower {row['bare'] * 1e3:8.2f} ms  "
         f"ratio {row['ratio']:.3f}x (rounds {', '.join(f'{r:.2f}' for r in ratios)})  "
-        f"text batch {row['shapes']} = {tokens} tokens"
+        f"text batch {row['shapes']} = {tokens} tokens via {', '.join(row['entries'])}"
     )
     print(
         f"{'':18s} work: step {step_flops / 1e9:.3f} GFLOP, bare {bare_flops / 1e9:.3f} GFLOP "
@@ -280,6 +340,9 @@ def main() -> int:
     print("\n| method | step | bare text tower | ratio | step GFLOP | step GFLOP/s | dense matmul GFLOP/s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
+        if r["step"] is None:
+            print(f"| {r['method']} | (no text-tower call recorded: MISS) | - | - | - | - | - |")
+            continue
         if r["ratio"] is None:
             print(
                 f"| {r['method']} | {r['step'] * 1e3:.2f} ms | (none) | - | {r['flops'] / 1e9:.3f} | - | - |"
