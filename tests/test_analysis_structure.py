@@ -27,6 +27,18 @@ NEIGHBORS = {
 }
 
 
+def test_structure_runs_in_the_runs_precision(tiny_clap) -> None:
+    method = make_method(configure("coop", ["learner.ctx_init=null"]), tiny_clap, list(NEIGHBORS))
+    full = structure_matrices(method, list(NEIGHBORS), NEIGHBORS)
+    low = structure_matrices(method, list(NEIGHBORS), NEIGHBORS, precision="bf16")
+    for which in ("frozen", "tuned"):  # both sides in bf16: close to fp32, not equal
+        a, b = getattr(full, which), getattr(low, which)
+        assert not torch.equal(a, b)
+        torch.testing.assert_close(b, a, atol=0.05, rtol=0)
+    again = structure_matrices(method, list(NEIGHBORS), NEIGHBORS)  # fp32 again: fp32 features
+    assert torch.equal(again.frozen, full.frozen) and torch.equal(again.tuned, full.tuned)
+
+
 def test_frozen_matrix_is_template_cosines_and_tuned_follows_the_prompt(tiny_clap) -> None:
     method = make_method(configure("coop", ["learner.ctx_init=null"]), tiny_clap, list(NEIGHBORS))
     m = structure_matrices(method, list(NEIGHBORS), NEIGHBORS)

@@ -60,3 +60,20 @@ def test_methods_built_twice_share_the_frozen_features(tiny_clap, monkeypatch):
         second = features(make_method(configure(name), tiny_clap, classes))
         assert torch.equal(first, second)
         assert len(calls) == n, f"{name}: the text tower ran again for frozen features"
+
+
+def test_features_computed_under_autocast_are_not_served_to_fp32_callers(tiny_clap, monkeypatch):
+    texts = ["memo test: an engine idles.", "memo test: children play."]
+    calls = _count_tower_calls(tiny_clap, monkeypatch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = tiny_clap.embed_text(texts)
+        assert torch.equal(tiny_clap.embed_text(texts), low)
+    full = tiny_clap.embed_text(texts)
+    assert calls == [2, 2]  # one pass per arithmetic
+    assert not torch.equal(full, low)
+    with torch.inference_mode():
+        tokens = tiny_clap.tokenize(texts)
+        fresh = tiny_clap.encode_text_embeds(
+            tiny_clap.token_embeddings(tokens.input_ids), tokens.attention_mask
+        )
+    torch.testing.assert_close(full, fresh, rtol=0, atol=0)

@@ -53,14 +53,20 @@ class StructureMatrices:
 
 
 def structure_matrices(
-    method: ComposedMethod, classes: Sequence[str], neighbors: dict[str, list[str]]
+    method: ComposedMethod,
+    classes: Sequence[str],
+    neighbors: dict[str, list[str]],
+    precision: str = "fp32",
 ) -> StructureMatrices:
-    """Frozen and tuned class-to-neighbour cosine matrices [C, P] for ``classes``."""
+    """Frozen and tuned class-to-neighbour cosine matrices [C, P] for ``classes``, both sides in the
+    run's arithmetic ``precision`` (:func:`sept.training.trainer.autocast_dtype`)."""
+    from sept.training.trainer import autocast
+
     backbone = method.backbone
     phrases = [p for c in classes for p in neighbors[c]]
     owner = torch.tensor([i for i, c in enumerate(classes) for _ in neighbors[c]], dtype=torch.long)
     fill = FROZEN_TEMPLATE.replace
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, backbone.device):
         fc = backbone.embed_text([fill("{}", c) for c in classes]).float().cpu()
         fp = backbone.embed_text([fill("{}", p) for p in phrases]).float().cpu()
         tc = method.learner.class_features(list(classes)).float().cpu()
@@ -120,11 +126,13 @@ def run_structure(
     method: ComposedMethod,
     neighbors: ResolvedNeighbors,
     groups: dict[str, Sequence[str]],
+    precision: str = "fp32",
 ) -> dict[str, Any] | None:
     """Compute, save and summarise the structure of a trained run over every class of ``groups``
-    (e.g. {"base": [...], "new": [...]}: one summary per group and one over all)."""
+    (e.g. {"base": [...], "new": [...]}: one summary per group and one over all) in the run's
+    ``precision``."""
     classes = [c for members in groups.values() for c in members]
-    m = structure_matrices(method, classes, {c: neighbors.by_class[c] for c in classes})
+    m = structure_matrices(method, classes, {c: neighbors.by_class[c] for c in classes}, precision)
     save_matrices(directory, m)
     out: dict[str, Any] = {"neighbor_set": neighbors.record(), "all": summarize(m)}
     for name, members in groups.items():

@@ -153,12 +153,15 @@ class Backbone(nn.Module, ABC):
         """Normalised text features [N, D] for plain texts (no learnable context), no gradient.
 
         The frozen text tower's features of a list depend only on the list (and the batch size),
-        so they are kept per backbone (the last ``FROZEN_TEXT_MEMO`` lists, by exact content): the
+        so they are kept per backbone (the last ``FROZEN_TEXT_MEMO`` lists, by exact content and the
+        autocast dtype in force, so a bf16 run never gets fp32 features or the reverse): the
         zero-shot prompts, KgCoOp's hand-crafted targets, SEPT's margin texts and the structure
         analysis's frozen side are computed once per (backbone, classes) and shared by every run
         a process makes, bit for bit what a fresh computation gives. A copy is returned.
         """
-        key = (tuple(texts), int(batch_size), str(self.device))
+        kind = self.device.type
+        autocast = str(torch.get_autocast_dtype(kind)) if torch.is_autocast_enabled(kind) else "off"
+        key = (tuple(texts), int(batch_size), str(self.device), autocast)
         memo: OrderedDict[tuple, torch.Tensor] = self.__dict__.setdefault("_frozen_text_memo", OrderedDict())
         if key in memo:
             memo.move_to_end(key)

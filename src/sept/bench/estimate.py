@@ -260,7 +260,7 @@ def time_eval(method, config, shape: Shape, dataset: str) -> float | None:
     except (MissingNeighborsError, SeptError):
         return total
     t0 = time.perf_counter()
-    structure_matrices(method, list(shape.all_classes), neighbors.by_class)
+    structure_matrices(method, list(shape.all_classes), neighbors.by_class, config.precision)
     return total + time.perf_counter() - t0
 
 

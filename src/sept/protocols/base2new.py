@@ -64,6 +64,7 @@ def run_base2new(
                 trained,
                 _all_neighbors(run, list(base_split.readable) + list(new_split.readable)),
                 {"base": list(base_split.readable), "new": list(new_split.readable)},
+                run.config.precision,
             ),
         }
 

@@ -180,15 +180,17 @@ def structure_of_run(
     method: ComposedMethod,
     neighbors: ResolvedNeighbors | None,
     groups: Mapping[str, Sequence[str]],
+    precision: str = "fp32",
 ) -> dict[str, Any] | None:
     """Semantic-structure retention of the trained prompt over every class of ``groups``
-    (see :mod:`sept.analysis.structure`) with the run's neighbour set; None without one."""
+    (see :mod:`sept.analysis.structure`) with the run's neighbour set, in the run's ``precision``;
+    None without a set."""
     from sept.analysis.structure import run_structure
 
     if neighbors is None:
         return None
     with phase("eval"):
-        return run_structure(directory, method, neighbors, dict(groups))
+        return run_structure(directory, method, neighbors, dict(groups), precision)
 
 
 def run_neighbors(config: RunConfig, classes: Sequence[str], dataset: str) -> ResolvedNeighbors | None:

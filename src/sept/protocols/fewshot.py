@@ -44,7 +44,7 @@ def run_fewshot(
             "test": metrics,
             "summary": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},
             "semantic_structure": structure_of_run(
-                run.directory, trained, run.neighbors, {"all": list(split.readable)}
+                run.directory, trained, run.neighbors, {"all": list(split.readable)}, run.config.precision
             ),
         }
 
