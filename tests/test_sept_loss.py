@@ -288,3 +288,15 @@ def test_a_capitalised_phrase_reaches_margins_and_prompt_as_the_same_words(
     words = {t.strip().removesuffix(".") for t in prompted}
     for phrase in seen_margin:
         assert phrase in words, f"{phrase!r} was prompted as something else: {sorted(words)}"
+
+
+def test_margins_are_fp32_even_under_autocast(tiny_clap) -> None:
+    classes, phrases, templates = (
+        ["dog bark", "siren"],
+        ["puppy yapping", "police wail"],
+        ["the sound of {}."],
+    )
+    full = compute_margins(tiny_clap, classes, phrases, templates)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = compute_margins(tiny_clap, classes, phrases, templates)
+    assert under.dtype == torch.float32 and torch.equal(under, full)

@@ -33,11 +33,13 @@ DEFAULT_MARGIN_TEMPLATES = (
 def compute_margins(
     backbone: Backbone, classes: Sequence[str], phrases: Sequence[str], templates: Sequence[str]
 ) -> torch.Tensor:
-    """[C, P] mean over templates of L2 distances between normalised frozen features."""
+    """[C, P] mean over templates of L2 distances between normalised frozen features (fp32, also
+    when called under autocast: the cached margins do not depend on a run's precision)."""
     total = torch.zeros(len(classes), len(phrases))
     for t in templates:
         texts = [t.replace("{}", c) for c in classes] + [t.replace("{}", p) for p in phrases]
-        feats = backbone.embed_text(texts).float().cpu()  # [C + P, D], normalised, no grad
+        with torch.autocast(backbone.device.type, enabled=False):
+            feats = backbone.embed_text(texts).float().cpu()  # [C + P, D], normalised, no grad
         total += torch.cdist(feats[: len(classes)], feats[len(classes) :])
     return total / len(templates)
 
