@@ -1,6 +1,6 @@
 """A sweep's time outside training and evaluation, and ``sept bench --estimate`` against the real run.
 
-Runs a grid (default: configs/demo.yaml, the offline demo: 15 cells) as ``sept bench`` does, in a
+Runs a grid (default: configs/demo.yaml, the offline demo: 42 cells) as ``sept bench`` does, in a
 child process, into a fresh run root (``--force``), and prints (fill the feature cache first:
 run the grid once; the script warns when the sweep had to compute features):
 
@@ -16,6 +16,7 @@ run the grid once; the script warns when the sweep had to compute features):
 measure before a change; a library without per-cell phases gives wall and CPU time only.
 
     python benchmarks/bench_sweep_overhead.py [--grid configs/demo.yaml] [--src DIR] [--no-estimate]
+        [--set precision=bf16]
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ TARGET_OVERHEAD = 1.2
 TARGET_ESTIMATE = 0.25
 
 
-def run_sweep(grid: Path, run_root: Path, env: dict[str, str]) -> tuple[float, float, str]:
+def run_sweep(grid: Path, run_root: Path, env: dict[str, str], sets: list[str]) -> tuple[float, float, str]:
     """(wall seconds, CPU seconds of the child and its workers, output) of ``sept bench``."""
-    cmd = [sys.executable, "-m", "sept", "bench", str(grid), "--run-root", str(run_root), "--force"]
+    cmd = [sys.executable, "-m", "sept", "bench", str(grid), "--run-root", str(run_root), "--force", *sets]
     print("$", " ".join(cmd[1:]))
     before = os.times()
     t0 = time.perf_counter()
@@ -79,6 +80,10 @@ def main() -> int:
     parser.add_argument("--src", type=Path, default=None, help="run the sweep with this copy of the library")
     parser.add_argument("--no-estimate", action="store_true", help="skip the --estimate check")
     parser.add_argument("--keep", type=Path, default=None, help="run root to keep (default: a temporary one)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        help="`sept bench --set` for the estimate and the sweep, e.g. precision=bf16 (as `sept demo` on a bf16 CPU)",
+    )  # fmt: skip
     args = parser.parse_args()
     check = benchlib.Check(f"sweep overhead and estimate ({args.grid.name})")
     src = (args.src or benchlib.REPO / "src").resolve()
@@ -87,14 +92,16 @@ def main() -> int:
         "PYTHONPATH": str(src),
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
     }
-    print(f"library: {src}")
+    sets = [f"--set={o}" for o in args.overrides]
+    print(f"library: {src}" + (f"; {' '.join(sets)}" if sets else ""))
     with tempfile.TemporaryDirectory(prefix="sept-bench-sweep-") as tmp:
         run_root = args.keep or Path(tmp) / "runs"
         projection = None
         if not args.no_estimate:
             t0 = time.perf_counter()
             out = subprocess.run(
-                [sys.executable, "-m", "sept", "bench", str(args.grid), "--estimate", "--run-root", str(Path(tmp) / "est")],
+                [sys.executable, "-m", "sept", "bench", str(args.grid), "--estimate", "--run-root", str(Path(tmp) / "est"),
+                 *sets],
                 env=env, cwd=benchlib.REPO, capture_output=True, text=True,
             )  # fmt: skip
             print(out.stdout[-3000:])
@@ -104,9 +111,9 @@ def main() -> int:
             print(f"(the estimate took {time.perf_counter() - t0:.0f} s)")
         if run_root.exists():
             shutil.rmtree(run_root)
-        wall, cpu, output = run_sweep(args.grid, run_root, env)
+        wall, cpu, output = run_sweep(args.grid, run_root, env, sets)
         print(output[-2500:])
-        if " 0 computed" not in output:
+        if "(0 computed" not in output:
             print("WARNING: the sweep computed features (fill the cache first: run the grid once)")
         phases, with_phases, trained, workers = cell_times(run_root)
     print(f"sweep: wall {wall:.1f} s, CPU {cpu:.1f} s (child and workers), CPU / wall {cpu / wall:.2f}")
