@@ -53,6 +53,7 @@ def diffs(dataset: str, a: str, b: str, metric: int | str) -> list[float]:
 
 def test_pretty_names():
     assert pretty("coop+dept+sept") == "CoOp+DePT+SEPT" and pretty("kgcoop") == "KgCoOp"
+    assert pretty("coop@optim.epochs=50") == "CoOp (optim.epochs=50)"
 
 
 def test_differences_are_paired_by_seed(root):

@@ -40,8 +40,11 @@ ZERO_SHOT = "zeroshot"
 
 
 def pretty(method: str) -> str:
-    """``"coop+dept"`` -> ``"CoOp+DePT"``."""
-    return "+".join(_PRETTY.get(part, part) for part in method.split("+"))
+    """``"coop+dept"`` -> ``"CoOp+DePT"``; a variant keeps its options in parentheses:
+    ``"coop@optim.epochs=50"`` -> ``"CoOp (optim.epochs=50)"``."""
+    name, at, options = method.partition("@")
+    written = "+".join(_PRETTY.get(part, part) for part in name.split("+"))
+    return f"{written} ({options})" if at else written
 
 
 def paired(a: Group, b: Group, metric: str) -> Stat | None:
