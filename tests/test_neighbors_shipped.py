@@ -129,3 +129,20 @@ def test_shipped_files_are_json_with_a_stable_field_order():
         if f.name.endswith(".json"):
             keys = re.findall(r'^  "(\w+)":', f.read_text(), flags=re.MULTILINE)
             assert keys == ["schema_version", "dataset", "provenance", "classes"], f.name
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n in EXPECTED if n not in ("us8k-mini", "fsdd", "gm-instruments"))
+)
+def test_a_runs_readable_class_names_find_the_datasets_own_set(name):
+    """Runs ask for readable names (the registry's overrides applied): GT-Music-Genre's "hip hop"
+    must find the set's "hiphop", or every +sept run on it stops at preflight."""
+    from sept.data.names import readable_name
+    from sept.data.registry import dataset_info
+    from sept.neighbors.resolve import resolve_neighbors
+
+    info = dataset_info(name)
+    readable = [readable_name(raw, info.readable_overrides) for raw in info.classnames]
+    resolved = resolve_neighbors(readable, None, name)
+    assert resolved.origin == "dataset" and resolved.name == name
+    assert sorted(resolved.by_class) == sorted(readable)

@@ -77,19 +77,32 @@ def load_neighbors(dataset_or_path: str | os.PathLike[str]) -> NeighborSet:
     return load_shipped(os.fspath(dataset_or_path))
 
 
-def neighbors_for(classnames: Sequence[str], neighbor_set: NeighborSet) -> dict[str, list[str]]:
-    """Phrases for each of ``classnames`` (in that order), matched exactly or by readable name.
+def _letters(name: str) -> str:
+    """A class name's letters and digits only: ``"hip hop"``, ``"hiphop"`` and ``"Hip-Hop"`` meet."""
+    return "".join(ch for ch in normalize(readable(name)) if ch.isalnum())
 
-    ``"dog_bark"`` finds a set's ``"dog bark"`` entry. Classes with no entry raise
-    :class:`MissingNeighborsError` naming them all and the set's origin.
+
+def neighbors_for(classnames: Sequence[str], neighbor_set: NeighborSet) -> dict[str, list[str]]:
+    """Phrases for each of ``classnames`` (in that order), matched exactly, by readable name, or by
+    the name's letters and digits alone.
+
+    ``"dog_bark"`` finds a set's ``"dog bark"`` entry, and a dataset's readable ``"hip hop"`` a
+    set's ``"hiphop"``. Classes with no entry raise :class:`MissingNeighborsError` naming them all
+    and the set's origin.
     """
     by_key: dict[str, str] = {}
+    by_letters: dict[str, str] = {}
     for name in neighbor_set.classes:
         by_key.setdefault(normalize(readable(name)), name)
+        by_letters.setdefault(_letters(name), name)
     out: dict[str, list[str]] = {}
     missing: list[str] = []
     for classname in classnames:
-        key = classname if classname in neighbor_set.classes else by_key.get(normalize(readable(classname)))
+        key = (
+            classname
+            if classname in neighbor_set.classes
+            else by_key.get(normalize(readable(classname))) or by_letters.get(_letters(classname))
+        )
         if key is None or not neighbor_set.classes[key]:
             missing.append(classname)
         else:
