@@ -2,8 +2,8 @@
 
 Prompt tuning runs a backward pass through the frozen text tower at every step. On the CPU,
 PyTorch's fused SDPA kernel is slow in that backward under bf16: MiniLM, 16 prompts of 12 tokens,
-one thread, bf16 autocast: 1.17x faster than SDPA fp32 with SDPA, 2.60x with eager attention; in
-fp32 the two kernels are within 5 % (``python benchmarks/bench_attention.py``; benchmarks/README.md,
+one thread, bf16 autocast: 1.03x the speed of SDPA fp32 with SDPA, 2.38x with eager attention; in
+fp32 the two kernels are within noise (``python benchmarks/bench_attention.py``; benchmarks/README.md,
 "Attention on the CPU"). So CPU towers use the eager kernel. Both compute the same attention
 (hidden states within 1e-5 of each other in fp32). Elsewhere (CUDA) the towers keep SDPA.
 """
