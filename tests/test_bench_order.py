@@ -1,4 +1,4 @@
-"""Sweeps hand out the most work first (sept.bench.order)."""
+"""Sweeps hand out the most work first (sept.bench.order); workers that die at start are replaced."""
 
 from __future__ import annotations
 
@@ -30,3 +30,32 @@ def test_longest_first_orders_by_counted_work(bench_env, tmp_path) -> None:
         assert seeds == sorted(seeds)
     work = {c.id: cell_work(c, plan, 8, 4) for c in cells}
     assert all(work[c.id] == 0 for c in cells if c.method == "zeroshot")
+
+
+class _BrokenPool:
+    """A pool whose workers died before any cell: every submit raises."""
+
+    def submit(self, *args, **kwargs):
+        from concurrent.futures.process import BrokenProcessPool
+
+        raise BrokenProcessPool("a worker died while loading the backbone")
+
+    def shutdown(self, *args, **kwargs) -> None:
+        pass
+
+
+def test_workers_that_die_at_start_are_replaced_once_then_their_cells_fail(bench_env, tmp_path, monkeypatch):
+    import sept.bench.executors as executors
+
+    grid = make_grid(bench_env, tmp_path / "runs", folds=[2], seeds=[0], methods=["zeroshot", "coop"])
+    plan, cells = expand(grid)
+    monkeypatch.setattr(executors, "start_local_pool", lambda plan, workers: _BrokenPool())
+    outcomes = []
+    executors.run_local(cells, plan, outcomes.append, 2, pool=_BrokenPool())
+    assert [o.status for o in outcomes] == ["failed", "failed"]
+    assert all("died twice at start" in o.error for o in outcomes)
+
+    monkeypatch.undo()  # the replacement pool is a real one
+    outcomes.clear()
+    executors.run_local(cells, plan, outcomes.append, 2, pool=_BrokenPool())
+    assert sorted(o.status for o in outcomes) == ["ok", "ok"]

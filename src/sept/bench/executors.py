@@ -100,10 +100,22 @@ def run_local(
 
     todo = list(cells)
     breaks: dict[str, int] = {}
+    broken_starts = 0
     while todo:
         if pool is None:
             pool = start_local_pool(plan, min(workers, len(todo)))
-        futures = {pool.submit(execute_cell, cell, plan): cell for cell in todo}
+        try:
+            futures = {pool.submit(execute_cell, cell, plan): cell for cell in todo}
+        except BrokenProcessPool as exc:  # a worker died before any cell (e.g. loading the backbone)
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
+            broken_starts += 1
+            if broken_starts < 2:
+                log.warning("a worker process died at start (%s); starting new workers", exc)
+                continue
+            for cell in todo:
+                on_done(Outcome(cell.id, "failed", error=f"worker processes died twice at start: {exc}"))
+            return
         todo = []
         try:
             pending = set(futures)
