@@ -169,9 +169,10 @@ def _registry_cells(grid: GridSpec) -> tuple[Plan, list[Cell], dict[tuple[str, s
     return plan, _named(cells, plan, grid), shapes
 
 
-def _shape_of(cell: Cell, plan: Plan, with_replacement: bool) -> Shape:
-    """The shape of a cell of an opened dataset (its first fold's counts)."""
-    from sept.protocols.needs import base_and_new, readable_of, run_split, target_split
+def train_size(cell: Cell, plan: Plan) -> tuple[list[str], int]:
+    """(training classes, raw names; training clips) of a cell of an opened dataset (its fold's
+    counts: ``shots`` of each class, or fewer where a class has fewer clips)."""
+    from sept.protocols.needs import base_and_new, run_split
 
     split = run_split(cell.dataset.open(), cell.fold)
     train = base_and_new(split)[0] if cell.protocol == "base2new" else list(split.classnames)
@@ -179,7 +180,15 @@ def _shape_of(cell: Cell, plan: Plan, with_replacement: bool) -> Shape:
     for clip in split.train:
         counts[clip.classname] = counts.get(clip.classname, 0) + 1
     shots = cell.shots
-    n_train = sum(shots if with_replacement else min(shots, counts.get(c, 0)) for c in train)
+    return train, sum(shots if plan.with_replacement else min(shots, counts.get(c, 0)) for c in train)
+
+
+def _shape_of(cell: Cell, plan: Plan) -> Shape:
+    """The shape of a cell of an opened dataset (its first fold's counts)."""
+    from sept.protocols.needs import base_and_new, readable_of, run_split, target_split
+
+    split = run_split(cell.dataset.open(), cell.fold)
+    train, n_train = train_size(cell, plan)
 
     def tested(classes: list[str], clips) -> tuple[tuple[str, ...], int]:
         keep = set(classes)
@@ -285,8 +294,9 @@ def estimate_grid(
     import torch
 
     from sept.backbones.registry import create_backbone
-    from sept.bench.executors import default_workers, runs_in_this_process
+    from sept.bench.executors import local_workers, runs_in_this_process
     from sept.protocols.common import run_neighbors
+    from sept.training.trainer import batches_per_epoch
 
     try:
         plan, cells = expand(grid)
@@ -295,11 +305,7 @@ def estimate_grid(
         echo(f"estimate: {exc}; using the registry's description of the datasets")
         plan, cells, shapes = _registry_cells(grid)
     settings = grid.executor
-    n_workers = (
-        1
-        if runs_in_this_process(settings, plan, workers)
-        else (workers or settings.workers or default_workers(settings, plan.backbone_options))
-    )
+    n_workers = 1 if runs_in_this_process(settings, plan, workers) else local_workers(settings, plan, workers)
     threads = torch.get_num_threads()
     torch.set_num_threads(plan.threads)
     est = Estimate(workers=n_workers)
@@ -315,7 +321,7 @@ def estimate_grid(
         seconds: list[float] = []
         for (protocol, dataset, _variant, shots), members in groups.items():
             first = members[0]
-            shape = shapes.get((protocol, dataset, shots)) or _shape_of(first, plan, plan.with_replacement)
+            shape = shapes.get((protocol, dataset, shots)) or _shape_of(first, plan)
             config = cell_config(first, plan)
             try:
                 if config.spec.trains or "sept" in config.regularizers:
@@ -325,8 +331,7 @@ def estimate_grid(
                 est.skipped.append(f"{protocol} {dataset} {first.variant} ({len(members)} cells): {exc}")
                 echo(f"cannot time {protocol} {dataset} {first.variant}: {exc}")
                 continue
-            bs = config.optim.batch_size
-            n_steps = config.optim.epochs * (shape.n_train // bs if shape.n_train >= bs else 1)
+            n_steps = config.optim.epochs * batches_per_epoch(shape.n_train, config.optim.batch_size)
             step = time_steps(method, config, len(shape.train_classes), steps) if method.trainable else 0.0
             if not method.trainable:
                 n_steps = 0

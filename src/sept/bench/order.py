@@ -23,11 +23,12 @@ SEPT_FACTOR = 1.3
 
 def cell_work(cell: Cell, plan: Plan, n_train: int, n_classes: int) -> float:
     """Relative work of training ``cell`` on ``n_train`` clips of ``n_classes`` classes."""
+    from sept.training.trainer import batches_per_epoch
+
     config = cell_config(cell, plan)
     if not config.spec.trains:
         return 0.0
-    batch = config.optim.batch_size
-    steps = config.optim.epochs * max(1, -(-n_train // batch))
+    steps = config.optim.epochs * batches_per_epoch(n_train, config.optim.batch_size)
     n_ctx = int(getattr(config.learner, "n_ctx", 0) or 0)
     work = float(steps * n_classes * (n_ctx + PROMPT_TOKENS))
     return work * SEPT_FACTOR if "sept" in config.regularizers else work
@@ -35,7 +36,7 @@ def cell_work(cell: Cell, plan: Plan, n_train: int, n_classes: int) -> float:
 
 def longest_first(cells: Sequence[Cell], plan: Plan) -> list[Cell]:
     """``cells`` sorted by :func:`cell_work`, most first (ties keep the grid's order)."""
-    from sept.protocols.needs import base_and_new, run_split
+    from sept.bench.estimate import train_size
 
     sizes: dict[tuple, tuple[int, int]] = {}
 
@@ -43,18 +44,10 @@ def longest_first(cells: Sequence[Cell], plan: Plan) -> list[Cell]:
         key = (cell.protocol, cell.dataset, cell.fold, cell.shots)
         if key not in sizes:
             try:
-                split = run_split(cell.dataset.open(), cell.fold)
+                classes, n_train = train_size(cell, plan)
             except SeptError:  # the cell itself fails with the story in its log
-                sizes[key] = (0, 0)
-                return sizes[key]
-            classes = base_and_new(split)[0] if cell.protocol == "base2new" else list(split.classnames)
-            counts: dict[str, int] = {}
-            for clip in split.train:
-                counts[clip.classname] = counts.get(clip.classname, 0) + 1
-            per_class = [
-                cell.shots if plan.with_replacement else min(cell.shots, counts.get(c, 0)) for c in classes
-            ]
-            sizes[key] = (sum(per_class), len(classes))
+                classes, n_train = [], 0
+            sizes[key] = (n_train, len(classes))
         return sizes[key]
 
     work = {cell.id: cell_work(cell, plan, *size(cell)) for cell in cells}

@@ -51,6 +51,12 @@ def autocast(precision: str, device: torch.device) -> AbstractContextManager[Any
     return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
+def batches_per_epoch(n_clips: int, batch_size: int) -> int:
+    """Steps of one epoch over ``n_clips``: as Dassl, the last partial batch is dropped when there is
+    at least one full batch."""
+    return n_clips // batch_size if n_clips >= batch_size else 1
+
+
 def learning_rate(epoch: int, optim: OptimConfig) -> tuple[float, bool]:
     """(base learning rate for ``epoch``, whether it is a warm-up epoch).
 
@@ -210,7 +216,7 @@ class Trainer:
         ) as bar:
             for epoch in range(start, optim_cfg.epochs):
                 entry = self._epoch(
-                    epoch, optimizer, scaler, feats, labels, classnames, n // bs if n >= bs else 1
+                    epoch, optimizer, scaler, feats, labels, classnames, batches_per_epoch(n, bs)
                 )
                 history.append(entry)
                 bar.set_postfix(loss=f"{entry['loss']:.4f}", refresh=False)
