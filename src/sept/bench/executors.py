@@ -52,7 +52,7 @@ def run_serial(cells: Sequence[Cell], plan: Plan, on_done: OnDone) -> None:
         torch.set_num_threads(threads)
 
 
-def _init_worker(threads: int, plan: Plan | None = None) -> None:
+def _init_worker(threads: int, plan: Plan) -> None:
     """Process-pool initializer: torch threads, then this worker's backbone for ``plan`` (loaded
     while the main process embeds the clips). A backbone that fails to load here is loaded again
     by the first cell, whose log then tells why."""
@@ -60,13 +60,12 @@ def _init_worker(threads: int, plan: Plan | None = None) -> None:
 
     torch.set_num_threads(threads)
     logging.captureWarnings(True)
-    if plan is not None:
-        from sept.bench.cells import worker_state
+    from sept.bench.cells import worker_state
 
-        try:
-            worker_state(plan)
-        except Exception:  # the first cell retries and reports it
-            log.debug("backbone not loaded at worker start", exc_info=True)
+    try:
+        worker_state(plan)
+    except Exception:  # the first cell retries and reports it
+        log.debug("backbone not loaded at worker start", exc_info=True)
 
 
 def start_local_pool(plan: Plan, workers: int) -> Any:  # -> ProcessPoolExecutor
