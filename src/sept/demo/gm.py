@@ -166,12 +166,28 @@ def _render(midi: Path, wav: Path, soundfont: Path) -> np.ndarray:
     return wave.mean(axis=1)
 
 
+def write_slot(wave: np.ndarray, slot: int, path: Path, what: str) -> None:
+    """Cut clip ``slot`` ([CLIP_SECONDS] from its SLOT_SECONDS slot) out of a rendered ``wave`` [S],
+    peak-normalise it to 0.9 and write it to ``path`` as 16-bit FLAC; a silent clip is a
+    :class:`DataError` naming ``what``."""
+    import soundfile as sf
+
+    n = round(CLIP_SECONDS * SAMPLE_RATE)
+    start = round(slot * SLOT_SECONDS * SAMPLE_RATE)
+    clip = np.zeros(n, dtype=np.float32)
+    piece = wave[start : start + n]
+    clip[: len(piece)] = piece
+    peak = float(np.abs(clip).max())
+    if peak < 1e-4:
+        raise DataError(f"the render of {what} is silent")
+    sf.write(str(path), 0.9 * clip / peak, SAMPLE_RATE, subtype="PCM_16")
+
+
 def _class_rows(
     work: Path, index: int, name: str, train_clips: int, test_clips: int, seed: int, font: Path
 ) -> list[str]:
     """Render the clips of class ``name`` (the ``index``-th of :data:`INSTRUMENTS`) into ``work``;
     returns their CSV rows."""
-    import soundfile as sf
 
     inst = INSTRUMENTS[name]
     rng = np.random.default_rng([seed, index])
@@ -182,18 +198,10 @@ def _class_rows(
     _midi_file(work / f"{slug}.mid", clips)
     wave = _render(work / f"{slug}.mid", work / f"{slug}.wav", font)
     (work / "audio" / slug).mkdir(parents=True, exist_ok=True)
-    n = round(CLIP_SECONDS * SAMPLE_RATE)
     rows = []
     for i, (fold, (_, notes)) in enumerate(zip(folds, clips, strict=True)):
-        start = round(i * SLOT_SECONDS * SAMPLE_RATE)
-        clip = np.zeros(n, dtype=np.float32)
-        piece = wave[start : start + n]
-        clip[: len(piece)] = piece
-        peak = float(np.abs(clip).max())
-        if peak < 1e-4:
-            raise DataError(f"the render of {name} clip {i} is silent (soundfont {font})")
         rel = f"audio/{slug}/{slug}-{i:03d}.flac"
-        sf.write(str(work / rel), 0.9 * clip / peak, SAMPLE_RATE, subtype="PCM_16")
+        write_slot(wave, i, work / rel, f"{name} clip {i} (soundfont {font})")
         played = " ".join(str(note) for _, _, note, _ in notes)
         rows.append(f"{rel},{name},{fold},{inst.program},{played}")
     (work / f"{slug}.mid").unlink()
