@@ -197,20 +197,7 @@ class PromptClassifier:
         """The backbone's unnormalised audio features of ``clips`` (paths or :class:`~sept.data.clips.Clip`),
         as training saw them (similarities normalise them; DePT's head takes them as they are), cached;
         undecodable files skipped."""
-        from sept.features.extract import extract_features
-
-        o = self.features
-        return extract_features(
-            self.backbone,
-            [as_clip(c) for c in clips],
-            o.cache_dir,
-            use_cache=o.use_cache,
-            batch_size=o.batch_size,
-            workers=o.workers,
-            on_bad_audio=o.on_bad_audio,  # type: ignore[arg-type]
-            progress=o.progress,
-            raw=True,
-        )
+        return self.features.extract(self.backbone, [as_clip(c) for c in clips])
 
     def predict(
         self,

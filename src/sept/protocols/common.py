@@ -47,6 +47,23 @@ class FeatureOptions:
     on_bad_audio: str = "skip"
     progress: bool = False
 
+    def extract(self, backbone: Backbone, clips: Sequence[Clip]) -> FeatureSet:
+        """:func:`~sept.features.extract.extract_features` of ``clips`` with these options, unnormalised
+        (``raw``: methods normalise for cosine; DePT's head takes them as they are)."""
+        from sept.features.extract import extract_features
+
+        return extract_features(
+            backbone,
+            list(clips),
+            self.cache_dir,
+            use_cache=self.use_cache,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            on_bad_audio=self.on_bad_audio,  # type: ignore[arg-type]
+            progress=self.progress,
+            raw=True,
+        )
+
 
 class FeatureStore:
     """The backbone's unnormalised audio features of clips (``extract_features(raw=True)``), kept in memory (per clip) on top of the on-disk feature cache,
@@ -60,22 +77,11 @@ class FeatureStore:
 
     def get(self, clips: Sequence[Clip]) -> FeatureSet:
         """A :class:`~sept.features.extract.FeatureSet` of ``clips`` (undecodable ones skipped)."""
-        from sept.features.extract import FeatureSet, extract_features
+        from sept.features.extract import FeatureSet
 
         todo = list(dict.fromkeys(c for c in clips if c not in self._feats and c not in self._bad))
         if todo:
-            o = self.options
-            fs = extract_features(
-                self.backbone,
-                todo,
-                o.cache_dir,
-                use_cache=o.use_cache,
-                batch_size=o.batch_size,
-                workers=o.workers,
-                on_bad_audio=o.on_bad_audio,  # type: ignore[arg-type]
-                progress=o.progress,
-                raw=True,  # methods normalise for cosine; DePT's head takes them as they are
-            )
+            fs = self.options.extract(self.backbone, todo)
             self._feats.update(zip(fs.clips, fs.features, strict=True))
             self._bad.update(dict(fs.skipped))
         kept = [c for c in clips if c in self._feats]
